@@ -1,0 +1,144 @@
+"""Command line: parses, calls one library function, prints. Heavy imports happen inside commands."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Sequence
+
+from .errors import MembenchError
+
+LIST_KINDS = ("models", "detectors", "distillers", "embedders", "samplers", "datasets")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:1, ...")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="membench", description="Memorization benchmark for diffusion models and their distilled students.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list registered models, detectors, distillers, ...")
+    p.add_argument("kind", choices=LIST_KINDS)
+
+    p = sub.add_parser("run", help="evaluate models x detectors and rebuild the leaderboard")
+    p.add_argument("--model", "--models", dest="models", default="teacher", help="NAME[,NAME...] or all (default: teacher)")
+    p.add_argument("--detector", "--detectors", dest="detectors", default="l2ratio", help="NAME[:k=v][,NAME...] or all (default: l2ratio)")
+    p.add_argument("--n-samples", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0, help="noise seed; every model gets the same noises for a seed")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--cache-dir", default=None, help="sample/embedding cache (default: $MEMBENCH_CACHE or ~/.cache/membench)")
+    p.add_argument("--force", action="store_true", help="recompute pairs that already have a result file")
+    _add_common(p)
+
+    p = sub.add_parser("detect", help="run detectors on samples made elsewhere (.npz/.npy or image folder)")
+    p.add_argument("--samples", required=True)
+    p.add_argument("--train", required=True, help="dataset name (digits:n=64, a registry entry) or path (.npz/.npy/image folder)")
+    p.add_argument("--detector", "--detectors", dest="detectors", default="l2ratio")
+    p.add_argument("--per-sample", default=None, help="write per-sample scores to this CSV file")
+    _add_common(p)
+
+    p = sub.add_parser("train", help="train a registered teacher from its registry entry")
+    p.add_argument("--model", required=True, help="registry name of the teacher (its [train] section is the config)")
+    p.add_argument("--out", default=None, help="checkpoint folder (default: the entry's checkpoint path)")
+    p.add_argument("--force", action="store_true", help="replace an existing checkpoint")
+    p.add_argument("--steps", type=int, default=None, help="override the number of training steps")
+    _add_common(p)
+    return parser
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .registry import names, plugin_errors
+
+    if args.kind == "models":
+        from .models import resolve_model
+
+        for name in names("models"):
+            try:
+                s = resolve_model(name)
+                extra = f"  teacher={s.teacher} method={s.method}" if s.role == "student" else ""
+                print(f"{name:24s} {s.role:8s} sampler={s.sampler:20s} data={s.dataset}{extra}")
+            except MembenchError as exc:
+                print(f"{name:24s} BROKEN: {exc}")
+        return 0
+    if args.kind == "datasets":
+        print("digits                   scikit-learn handwritten digits, 8x8 gray; options n, seed, holdout")
+        for name in names("datasets"):
+            print(name)
+        return 0
+    for name in names(args.kind):
+        print(name)
+    for msg in plugin_errors(args.kind) if args.kind in ("detectors", "distillers", "embedders", "samplers") else []:
+        print(f"warning: {msg}", file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .harness import run
+    from .leaderboard import format_table
+
+    t0 = time.time()
+    df = run(models=args.models, detectors=args.detectors, n_samples=args.n_samples, seed=args.seed,
+             device=args.device, results_dir=args.results_dir, cache_dir=args.cache_dir,
+             progress=not args.quiet, force=args.force)
+    print(format_table(df).to_markdown(index=False))
+    print(f"\nleaderboard: {os.path.join(args.results_dir, 'leaderboard.csv')} (.md); {time.time() - t0:.1f}s")
+    return 0
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .atomic import atomic_write_text
+    from .harness import detect
+
+    df, outputs = detect(args.samples, args.train, args.detectors, device=args.device, progress=not args.quiet)
+    view = df.copy()
+    view["memorized (95% CI)"] = [f"{f:.3f} [{lo:.3f}, {hi:.3f}]" for f, lo, hi in zip(df.memorized, df.ci_low, df.ci_high)]
+    print(view[["detector", "train_data", "n_samples", "memorized (95% CI)", "n_flagged"]].to_markdown(index=False))
+    if args.per_sample:
+        frames = [pd.DataFrame({"detector": name, "sample": range(len(o.scores)), "score": o.scores,
+                                "flag": o.flags, "nearest_train_index": o.nearest}) for name, o in outputs.items()]
+        atomic_write_text(args.per_sample, pd.concat(frames).to_csv(index=False))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training.cli import train_from_registry
+
+    out = train_from_registry(args.model, out=args.out, force=args.force, device=args.device,
+                              steps=args.steps, progress=not args.quiet)
+    print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "detect": cmd_detect, "train": cmd_train}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(__version__)
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except MembenchError as exc:
+        print(f"membench: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("membench: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The detector interface.
+
+A detector is a dataclass: its fields are its configuration (and part of every cache and
+result key). ``detect`` is a pure function of the generated samples and the training set
+that returns one score, one flag and one matched training index per sample.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..data import Dataset
+from ..errors import MembenchError
+from ..specs import parse_spec
+
+
+@dataclass
+class DetectorContext:
+    device: str = "cpu"
+    cache_dir: Path | None = None
+    progress: bool = False
+
+
+@dataclass
+class DetectorOutput:
+    scores: np.ndarray  # (N,) float: the detector's statistic
+    flags: np.ndarray  # (N,) bool: memorized (copy) or not
+    nearest: np.ndarray  # (N,) int: index of the matched training image
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # other per-sample arrays
+    info: dict[str, Any] = field(default_factory=dict)  # how it was computed (preprocessing, weights)
+
+    def __post_init__(self) -> None:
+        n = len(self.scores)
+        for name, arr in [("flags", self.flags), ("nearest", self.nearest), *self.extras.items()]:
+            if len(arr) != n:
+                raise ValueError(f"detector output {name!r} has {len(arr)} rows, scores has {n}")
+
+
+class Detector:
+    """Base class; subclasses are ``@dataclass``es registered with ``@register("detectors", name)``."""
+
+    registry_name: ClassVar[str] = "?"
+    score_name: ClassVar[str] = "score"
+    # True when a larger score means "more memorized" (similarities); False for distances/ratios.
+    higher_is_memorized: ClassVar[bool] = False
+
+    def config(self) -> dict[str, Any]:
+        return asdict(self) if hasattr(self, "__dataclass_fields__") else {}
+
+    def check(self) -> None:
+        """Validate the configuration; raise MembenchError with one line if it is bad."""
+
+    def detect(self, samples: np.ndarray, train: Dataset, ctx: DetectorContext) -> DetectorOutput:
+        raise NotImplementedError
+
+
+def check_compatible(samples: np.ndarray, train: Dataset, what: str = "samples") -> None:
+    from ..data.datasets import check_images
+
+    if samples.ndim != 4:
+        raise MembenchError(f"{what}: expected (N, C, H, W) images, got shape {samples.shape}")
+    if tuple(samples.shape[1:]) != train.shape:
+        raise MembenchError(
+            f"{what} have shape {tuple(samples.shape[1:])} but the training images {train.spec} have {train.shape}"
+        )
+    check_images(samples, what, value_range=False)
+    if len(train) == 0:
+        raise MembenchError(f"training set {train.spec} is empty")
+
+
+def make_detector(spec: str) -> Detector:
+    """Build a detector from ``name`` or ``name:k=v,...``; declarative variants live in registry/detectors."""
+    from ..registry import entry_files, get_class, read_entry
+
+    name, overrides = parse_spec(spec)
+    params: dict[str, Any] = {}
+    if name in entry_files("detectors"):
+        entry = read_entry("detectors", name)
+        base = entry.get("base")
+        if not base:
+            raise MembenchError(f"{entry['_entry_path']}: a detector entry needs 'base = \"<detector>\"'")
+        params = dict(entry.get("params", {}))
+        cls = get_class("detectors", base)
+    else:
+        cls = get_class("detectors", name)
+    params.update(overrides)
+    valid = {f.name for f in fields(cls)} if hasattr(cls, "__dataclass_fields__") else set()
+    bad = set(params) - valid
+    if bad:
+        raise MembenchError(f"detector {name!r}: unknown option(s) {sorted(bad)}; options: {sorted(valid)}")
+    try:
+        det = cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise MembenchError(f"detector {name!r}: {exc}") from None
+    det.check()
+    det.display_name = spec if overrides else name
+    return det

@@ -1,0 +1,143 @@
+"""The one library entry the CLI wraps: ``run`` (registered models) and ``detect`` (sample files).
+
+Flow: resolve every name first (fail before any heavy work) -> sample each model once
+(cached) -> run each detector -> write one result file per pair -> rebuild the leaderboard.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .data import Dataset, load_dataset
+from .detectors.base import Detector, DetectorContext, DetectorOutput, make_detector
+from .errors import MembenchError
+from .models import ModelSpec, model_names, resolve_model
+from .registry import names
+from .results import result_key, result_paths, write_result
+from .samples import SampleSet, get_samples, resolve_device
+from .stats import wilson_interval
+
+
+def _expand(items: str | Sequence[str], all_names: list[str]) -> list[str]:
+    from .specs import split_list
+
+    if isinstance(items, str):
+        items = split_list(items)
+    items = list(items)
+    if not items:
+        raise MembenchError("no names given")
+    if "all" in items:
+        return all_names
+    return items
+
+
+def aggregate(out: DetectorOutput) -> dict[str, Any]:
+    n = len(out.flags)
+    k = int(np.count_nonzero(out.flags))
+    lo, hi = wilson_interval(k, n)
+    return {"fraction": k / n, "ci_low": lo, "ci_high": hi, "n_flagged": k, "n": n,
+            "score_median": float(np.median(out.scores)), "score_mean": float(np.mean(out.scores)),
+            "ci_method": "wilson95"}
+
+
+def _detector_record(det: Detector) -> dict[str, Any]:
+    return {"name": getattr(det, "display_name", det.registry_name), "base": det.registry_name,
+            "config": det.config(), "score": det.score_name, "higher_is_memorized": det.higher_is_memorized}
+
+
+def _model_record(spec: ModelSpec, samples: SampleSet) -> dict[str, Any]:
+    return {"name": spec.name, "role": spec.role, "teacher": spec.teacher, "method": spec.method,
+            "sampler": spec.sampler, "nfe": samples.meta.get("nfe"), "dataset": spec.dataset,
+            "checkpoint_hash": samples.meta.get("checkpoint_hash")}
+
+
+def run_detector(det: Detector, samples: SampleSet, train: Dataset, ctx: DetectorContext) -> tuple[DetectorOutput, float]:
+    t0 = time.time()
+    out = det.detect(samples.images, train, ctx)
+    return out, time.time() - t0
+
+
+def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] = "l2ratio", n_samples: int = 1000,
+        seed: int = 0, device: str = "auto", results_dir: str | Path = "results", cache_dir: str | Path | None = None,
+        progress: bool = False, force: bool = False) -> pd.DataFrame:
+    """Evaluate every (model, detector) pair; returns this run's rows of the leaderboard."""
+    from . import leaderboard
+
+    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples <= 0:
+        raise MembenchError(f"--n-samples must be a positive integer, got {n_samples!r}")
+    specs = [resolve_model(m) for m in _expand(models, model_names())]
+    dets = [make_detector(d) for d in _expand(detectors, names("detectors"))]
+    device = resolve_device(device)
+    ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
+    results_dir = Path(results_dir)
+    done: list[tuple[str, str]] = []
+    for spec in specs:
+        samples: SampleSet | None = None
+        train = load_dataset(spec.dataset)
+        for det in dets:
+            rec_det = _detector_record(det)
+            # The key names the content, not the name: same checkpoint + sampler + detector config.
+            ckpt_key = _checkpoint_key(spec)
+            key = result_key({"model": spec.name, "ckpt": ckpt_key, "sampler": spec.sampler, "n": n_samples,
+                              "seed": seed, "detector": rec_det["base"], "config": rec_det["config"],
+                              "train": train.fingerprint()})
+            paths = result_paths(results_dir, spec.name, rec_det["name"], key)
+            done.append((spec.name, rec_det["name"]))
+            if paths.json.is_file() and not force:
+                continue  # completed earlier: skipped on rerun
+            if samples is None:
+                samples = get_samples(spec, n_samples, seed, device, ctx.cache_dir, progress)
+            out, secs = run_detector(det, samples, train, ctx)
+            record = {"model": _model_record(spec, samples), "detector": rec_det, "n_samples": n_samples,
+                      "seed": seed, "train_fingerprint": train.fingerprint(), "aggregate": aggregate(out),
+                      "info": out.info, "sample_key": samples.meta.get("key"), "detect_seconds": round(secs, 3),
+                      "membench": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            arrays = {"noise_index": samples.noise_index, "scores": out.scores, "flags": out.flags,
+                      "nearest": out.nearest, **{f"extra_{k}": v for k, v in out.extras.items()}}
+            write_result(paths, record, arrays)
+    board = leaderboard.build(results_dir)
+    leaderboard.write(board, results_dir)
+    mask = [(m, d) in set(done) for m, d in zip(board["model"], board["detector"])]
+    rows = board[mask & (board["n_samples"] == n_samples) & (board["seed"] == seed)]
+    return rows.reset_index(drop=True)
+
+
+_CKPT_KEYS: dict[str, str] = {}
+
+
+def _checkpoint_key(spec: ModelSpec) -> str:
+    from .checkpoint import checkpoint_hash
+
+    if spec.checkpoint not in _CKPT_KEYS:
+        _CKPT_KEYS[spec.checkpoint] = checkpoint_hash(spec.checkpoint)
+    return _CKPT_KEYS[spec.checkpoint]
+
+
+def detect(samples: str | Path | np.ndarray, train: str, detectors: str | Sequence[str] = "l2ratio",
+           device: str = "auto", progress: bool = False) -> tuple[pd.DataFrame, dict[str, DetectorOutput]]:
+    """Run detectors on samples made elsewhere (``.npz``/``.npy``/image folder or an array)."""
+    from .data.datasets import to_model_range
+
+    if isinstance(samples, np.ndarray):
+        images = to_model_range(samples, "samples")
+    else:
+        images = load_dataset(str(samples)).images if Path(samples).exists() else None
+        if images is None:
+            raise MembenchError(f"samples not found: {samples}")
+    train_ds = load_dataset(train)
+    ctx = DetectorContext(device=resolve_device(device), progress=progress)
+    rows, outputs = [], {}
+    for det in (make_detector(d) for d in _expand(detectors, names("detectors"))):
+        out = det.detect(np.asarray(images), train_ds, ctx)
+        name = getattr(det, "display_name", det.registry_name)
+        outputs[name] = out
+        agg = aggregate(out)
+        rows.append({"detector": name, "train_data": train_ds.spec, "n_samples": len(images),
+                     "memorized": agg["fraction"], "ci_low": agg["ci_low"], "ci_high": agg["ci_high"],
+                     "n_flagged": agg["n_flagged"], "score_median": agg["score_median"]})
+    return pd.DataFrame(rows), outputs

@@ -1,0 +1,51 @@
+"""The leaderboard: a pandas table rebuilt from the result files (never the source of truth)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .atomic import atomic_write_text
+from .results import iter_results
+
+COLUMNS = [
+    "model", "role", "teacher", "method", "sampler", "nfe", "train_data", "detector",
+    "n_samples", "seed", "memorized", "ci_low", "ci_high", "n_flagged", "score_median",
+]
+
+
+def build(results_dir: str | Path) -> pd.DataFrame:
+    rows = []
+    for _, rec in iter_results(Path(results_dir)):
+        m, d, agg = rec["model"], rec["detector"], rec["aggregate"]
+        rows.append({
+            "model": m["name"], "role": m["role"], "teacher": m.get("teacher") or "",
+            "method": m.get("method") or "", "sampler": m["sampler"], "nfe": m.get("nfe"),
+            "train_data": m["dataset"], "detector": d["name"], "n_samples": rec["n_samples"],
+            "seed": rec["seed"], "memorized": agg["fraction"], "ci_low": agg["ci_low"],
+            "ci_high": agg["ci_high"], "n_flagged": agg["n_flagged"], "score_median": agg["score_median"],
+        })
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    return df.sort_values(["detector", "role", "model", "n_samples", "seed"], ascending=[True, False, True, True, True],
+                          ignore_index=True)
+
+
+def format_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable view: memorized fraction with its 95% Wilson interval."""
+    out = df[["model", "role", "teacher", "method", "sampler", "nfe", "train_data", "detector", "n_samples"]].copy()
+    out["memorized (95% CI)"] = [
+        f"{f:.3f} [{lo:.3f}, {hi:.3f}]" for f, lo, hi in zip(df["memorized"], df["ci_low"], df["ci_high"])
+    ]
+    out["median score"] = df["score_median"].map(lambda v: f"{v:.3f}")
+    return out
+
+
+def write(df: pd.DataFrame, results_dir: str | Path) -> tuple[Path, Path]:
+    results_dir = Path(results_dir)
+    csv_path, md_path = results_dir / "leaderboard.csv", results_dir / "leaderboard.md"
+    atomic_write_text(csv_path, df.to_csv(index=False))
+    md = ("# membench leaderboard\n\nMemorized fraction: lower is less memorization. "
+          "Intervals are 95% Wilson intervals over samples.\n\n"
+          + format_table(df).to_markdown(index=False) + "\n")
+    atomic_write_text(md_path, md)
+    return csv_path, md_path

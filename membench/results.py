@@ -1,0 +1,73 @@
+"""One result file per (model, detector, configuration), HELM-style.
+
+``<results>/runs/<model>/<detector>-<key>.json`` holds provenance and aggregates and is
+written last, so its presence marks a completed run; the per-sample arrays sit beside it
+in ``.npz``. The leaderboard is always rebuilt from these files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import atomic_save_npz, atomic_write_json
+from .errors import MembenchError
+
+SCHEMA = 1
+
+
+def result_key(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=+-]", "_", name)
+
+
+@dataclass
+class ResultPaths:
+    json: Path
+    arrays: Path
+
+
+def result_paths(results_dir: Path, model: str, detector: str, key: str) -> ResultPaths:
+    base = Path(results_dir) / "runs" / _safe(model) / f"{_safe(detector)}-{key}"
+    return ResultPaths(base.with_suffix(".json"), base.with_suffix(".npz"))
+
+
+def write_result(paths: ResultPaths, record: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    atomic_save_npz(paths.arrays, **arrays)
+    atomic_write_json(paths.json, {**record, "schema": SCHEMA, "arrays": paths.arrays.name})
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MembenchError(f"{path}: corrupt result file ({exc})") from None
+    if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
+        raise MembenchError(f"{path}: result schema {rec.get('schema') if isinstance(rec, dict) else '?'} is not {SCHEMA}")
+    return rec
+
+
+def read_arrays(json_path: Path) -> dict[str, np.ndarray]:
+    rec = read_result(json_path)
+    with np.load(Path(json_path).parent / rec["arrays"], allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def iter_results(results_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """All readable result records; corrupt ones are reported and skipped."""
+    out = []
+    for path in sorted((Path(results_dir) / "runs").glob("*/*.json")):
+        try:
+            out.append((path, read_result(path)))
+        except MembenchError as exc:
+            warnings.warn(f"skipping {exc}", stacklevel=2)
+    return out

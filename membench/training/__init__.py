@@ -1,0 +1,1 @@
+"""Training of teachers (``membench train``); distillation lives in ``membench.distillers``."""
