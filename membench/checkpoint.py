@@ -88,7 +88,8 @@ def load_denoiser(path: str | Path, device: str | torch.device = "cpu") -> tuple
     if not (p / WEIGHTS).is_file():
         raise MembenchError(f"{p}: checkpoint is incomplete (missing {WEIGHTS})")
     try:
-        unet = UNet2DModel.from_pretrained(p, subfolder="unet", use_safetensors=True, local_files_only=True)
+        unet = UNet2DModel.from_pretrained(p, subfolder="unet", use_safetensors=True, local_files_only=True,
+                                           low_cpu_mem_usage=False)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise MembenchError(f"{p}: cannot load checkpoint weights: {type(exc).__name__}: {first}") from None

@@ -102,8 +102,9 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
             write_result(paths, record, arrays)
     board = leaderboard.build(results_dir)
     leaderboard.write(board, results_dir)
-    mask = [(m, d) in set(done) for m, d in zip(board["model"], board["detector"])]
-    rows = board[mask & (board["n_samples"] == n_samples) & (board["seed"] == seed)]
+    wanted = set(done)
+    mask = np.array([(m, d) in wanted for m, d in zip(board["model"], board["detector"])], dtype=bool)
+    rows = board[mask & (board["n_samples"] == n_samples).to_numpy() & (board["seed"] == seed).to_numpy()]
     return rows.reset_index(drop=True)
 
 

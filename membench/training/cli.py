@@ -23,7 +23,7 @@ def evaluate_l2ratio(model: Any, dataset: str, sampler_spec: str, n: int = 1000,
 
 
 def train_from_registry(name: str, out: str | None = None, force: bool = False, device: str = "auto",
-                        steps: int | None = None, progress: bool = True) -> Path:
+                        steps: int | None = None, progress: bool = True, eval_samples: int = 1000) -> Path:
     import torch
 
     from ..checkpoint import WEIGHTS, file_sha256, save_denoiser
@@ -46,7 +46,7 @@ def train_from_registry(name: str, out: str | None = None, force: bool = False, 
     device = resolve_device(device)
     model, record = train_teacher(cfg, device=device, progress=progress)
     record["threads"] = torch.get_num_threads()
-    evaluation = evaluate_l2ratio(model, cfg.dataset, spec.sampler, device=device)
+    evaluation = evaluate_l2ratio(model, cfg.dataset, spec.sampler, n=eval_samples, device=device) if eval_samples else None
     meta = {"role": "teacher", "name": spec.name, "dataset": cfg.dataset, "training": record,
             "image_shape": [model.unet.config.in_channels, model.unet.config.sample_size, model.unet.config.sample_size],
             "evaluation": evaluation}
