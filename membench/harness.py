@@ -15,7 +15,7 @@ import pandas as pd
 from . import __version__
 from .data import Dataset, load_dataset
 from .detectors.base import Detector, DetectorContext, DetectorOutput, make_detector
-from .errors import MembenchError
+from .errors import MembenchError, UnavailableError
 from .models import ModelSpec, model_names, resolve_model
 from .registry import names
 from .results import result_key, result_paths, write_result
@@ -71,7 +71,10 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples <= 0:
         raise MembenchError(f"--n-samples must be a positive integer, got {n_samples!r}")
     specs = [resolve_model(m) for m in _expand(models, model_names())]
-    dets = [make_detector(d) for d in _expand(detectors, names("detectors"))]
+    det_names = _expand(detectors, names("detectors"))
+    all_detectors = det_names == names("detectors")
+    dets = [make_detector(d) for d in det_names]
+    unavailable: list[dict[str, Any]] = []
     device = resolve_device(device)
     ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
     results_dir = Path(results_dir)
@@ -92,15 +95,25 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
                 continue  # completed earlier: skipped on rerun
             if samples is None:
                 samples = get_samples(spec, n_samples, seed, device, ctx.cache_dir, progress)
-            out, secs = run_detector(det, samples, train, ctx)
             record = {"model": _model_record(spec, samples), "detector": rec_det, "n_samples": n_samples,
-                      "seed": seed, "train_fingerprint": train.fingerprint(), "aggregate": aggregate(out),
-                      "info": out.info, "sample_key": samples.meta.get("key"), "detect_seconds": round(secs, 3),
+                      "seed": seed, "train_fingerprint": train.fingerprint(), "sample_key": samples.meta.get("key"),
                       "membench": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            ctx.model = spec
+            try:
+                out, secs = run_detector(det, samples, train, ctx)
+            except UnavailableError as exc:
+                if not all_detectors:
+                    raise
+                # With --detector all, a detector that cannot run here (missing weights) is a
+                # row marked unavailable, not the end of the run. Not cached: retried next time.
+                unavailable.append({**record, "status": "unavailable", "reason": str(exc)})
+                continue
+            record.update({"status": "ok", "aggregate": aggregate(out), "info": out.info,
+                           "detect_seconds": round(secs, 3)})
             arrays = {"noise_index": samples.noise_index, "scores": out.scores, "flags": out.flags,
                       "nearest": out.nearest, **{f"extra_{k}": v for k, v in out.extras.items()}}
             write_result(paths, record, arrays)
-    board = leaderboard.build(results_dir)
+    board = leaderboard.build(results_dir, extra_records=unavailable)
     leaderboard.write(board, results_dir)
     wanted = set(done)
     mask = np.array([(m, d) in wanted for m, d in zip(board["model"], board["detector"])], dtype=bool)

@@ -10,20 +10,26 @@ from .results import iter_results
 
 COLUMNS = [
     "model", "role", "teacher", "method", "sampler", "nfe", "train_data", "detector",
-    "n_samples", "seed", "memorized", "ci_low", "ci_high", "n_flagged", "score_median",
+    "n_samples", "seed", "status", "memorized", "ci_low", "ci_high", "n_flagged", "score_median", "note",
 ]
 
 
-def build(results_dir: str | Path) -> pd.DataFrame:
+def build(results_dir: str | Path, extra_records: list[dict] | None = None) -> pd.DataFrame:
+    """One row per result file, plus ``extra_records`` (unavailable pairs of this run, not stored)."""
     rows = []
-    for _, rec in iter_results(Path(results_dir)):
-        m, d, agg = rec["model"], rec["detector"], rec["aggregate"]
+    records = [rec for _, rec in iter_results(Path(results_dir))] + list(extra_records or [])
+    for rec in records:
+        m, d = rec["model"], rec["detector"]
+        nan = float("nan")
+        agg = rec.get("aggregate") or {"fraction": nan, "ci_low": nan, "ci_high": nan, "n_flagged": -1,
+                                        "score_median": nan}
         rows.append({
             "model": m["name"], "role": m["role"], "teacher": m.get("teacher") or "",
             "method": m.get("method") or "", "sampler": m["sampler"], "nfe": m.get("nfe"),
             "train_data": m["dataset"], "detector": d["name"], "n_samples": rec["n_samples"],
             "seed": rec["seed"], "memorized": agg["fraction"], "ci_low": agg["ci_low"],
             "ci_high": agg["ci_high"], "n_flagged": agg["n_flagged"], "score_median": agg["score_median"],
+            "status": rec.get("status", "ok"), "note": rec.get("reason", ""),
         })
     df = pd.DataFrame(rows, columns=COLUMNS)
     return df.sort_values(["detector", "role", "model", "n_samples", "seed"], ascending=[True, False, True, True, True],
@@ -34,9 +40,10 @@ def format_table(df: pd.DataFrame) -> pd.DataFrame:
     """Human-readable view: memorized fraction with its 95% Wilson interval."""
     out = df[["model", "role", "teacher", "method", "sampler", "nfe", "train_data", "detector", "n_samples"]].copy()
     out["memorized (95% CI)"] = [
-        f"{f:.3f} [{lo:.3f}, {hi:.3f}]" for f, lo, hi in zip(df["memorized"], df["ci_low"], df["ci_high"])
+        f"{f:.3f} [{lo:.3f}, {hi:.3f}]" if st == "ok" else f"unavailable: {note}"
+        for f, lo, hi, st, note in zip(df["memorized"], df["ci_low"], df["ci_high"], df["status"], df["note"])
     ]
-    out["median score"] = df["score_median"].map(lambda v: f"{v:.3f}")
+    out["median score"] = df["score_median"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
     return out
 
 

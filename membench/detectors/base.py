@@ -19,9 +19,31 @@ from ..specs import parse_spec
 
 @dataclass
 class DetectorContext:
+    """What a detector may use beyond the samples and the training set."""
+
     device: str = "cpu"
     cache_dir: Path | None = None
     progress: bool = False
+    model: Any = None  # the ModelSpec whose samples are scored (None for `membench detect`)
+
+    def load_denoiser(self, which: str = "self") -> tuple[Any, dict[str, Any]]:
+        """The scored model's denoiser (``which="self"``) or its teacher's (``"teacher"``).
+
+        Model-based detectors (sharpness) call this; it raises UnavailableError when
+        there is no model (samples made elsewhere) or a student has no teacher.
+        """
+        from ..checkpoint import load_denoiser
+        from ..errors import UnavailableError
+        from ..models import resolve_model
+
+        if self.model is None:
+            raise UnavailableError("needs a registered model (not available for sample files)")
+        spec = self.model
+        if which == "teacher":
+            if not spec.teacher:
+                raise UnavailableError(f"model {spec.name!r} has no teacher")
+            spec = resolve_model(spec.teacher)
+        return load_denoiser(spec.checkpoint, self.device)
 
 
 @dataclass
