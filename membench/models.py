@@ -2,7 +2,7 @@
 
 One TOML file per model under ``registry/models/`` (the file stem is the name)::
 
-    role = "teacher"                 # or "student"
+    role = "teacher"                 # "student" or "control" (teacher at a student's NFE)
     checkpoint = "models/teacher"    # relative to the project root holding registry/, absolute, or hf:org/repo
     sampler = "heun:steps=18"
     dataset = "digits:n=64"          # what it was trained on: the reference for detectors
@@ -21,7 +21,7 @@ from typing import Any
 from .errors import MembenchError
 from .specs import format_spec, parse_spec
 
-ROLES = ("teacher", "student")
+ROLES = ("teacher", "student", "control")  # control: a teacher sampled at a student's NFE
 
 
 @dataclass
