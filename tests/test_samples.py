@@ -22,7 +22,7 @@ def test_samples_are_paired_across_models(tiny_teacher, tmp_path):
     z = noise_for(3, np.arange(12), (1, 8, 8))
     with torch.no_grad():
         expected = model(z * 80.0, 80.0).clamp(-1, 1).numpy()
-    np.testing.assert_allclose(euler1.images, expected, atol=1e-5)
+    np.testing.assert_allclose(euler1.images, expected, atol=1e-4)  # x - (x - D) at |x| ~ 80 in float32
     assert not np.allclose(heun.images, euler1.images)
 
 
