@@ -35,11 +35,16 @@ BUILTINS: dict[str, dict[str, str]] = {
     "detectors": {
         "l2ratio": "membench.detectors.l2ratio:L2Ratio",
     },
-    "distillers": {},
+    "distillers": {
+        "cd": "membench.distillers.cd:ConsistencyDistillation",
+        "ct": "membench.distillers.ct:ConsistencyTraining",
+        "pd": "membench.distillers.pd:ProgressiveDistillation",
+    },
     "embedders": {},
     "samplers": {
         "heun": "membench.sampling.karras:HeunSampler",
         "euler": "membench.sampling.karras:EulerSampler",
+        "consistency": "membench.sampling.consistency:ConsistencySampler",
     },
 }
 
