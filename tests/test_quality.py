@@ -328,3 +328,17 @@ def test_quality_cli_wrong_shape(tmp_path, capsys):
     np.savez(samples, images=np.zeros((40, 3, 16, 16), np.uint8))
     code, _, err = run_cli(capsys, "quality", "--samples", str(samples), "--train", "digits")
     assert code == 1 and "extractor takes 1/3x8x8 images, got 3x16x16" in err
+
+
+def test_run_quality_marks_images_the_extractor_cannot_take(tmp_path):
+    from types import SimpleNamespace
+
+    from membench.data import Dataset
+    from membench.quality.harness import run_quality
+
+    rgb = Dataset(spec="rgb16", images=np.zeros((10, 3, 16, 16), np.float32))
+    with pytest.warns(UserWarning, match="cannot take 3x16x16"):
+        rec = run_quality(SimpleNamespace(name="m"), "key", rgb, lambda: pytest.fail("sampled for nothing"),
+                          lambda s: {}, 10, 0, "cpu", tmp_path / "c", tmp_path / "res")
+    assert rec["status"] == "unavailable" and "inception-v3" in rec["reason"]
+    assert not (tmp_path / "res").exists()

@@ -54,9 +54,13 @@ class ExtractorSpec:
         return {"name": self.name, "torch_fidelity_name": self.tf_name, "layer": self.layer, "dim": self.dim,
                 "weights_sha256": self.weights_sha256}
 
+    def accepts(self, shape: tuple[int, ...]) -> bool:
+        c, h, w = shape
+        return c in self.channels and (self.size is None or (h, w) == self.size)
+
     def check_images(self, shape: tuple[int, ...], what: str) -> None:
         c, h, w = shape
-        if c not in self.channels or (self.size is not None and (h, w) != self.size):
+        if not self.accepts(shape):
             need = f"{'/'.join(map(str, self.channels))}x{self.size[0]}x{self.size[1]}" if self.size else "1- or 3-channel"
             hint = "; use --quality-extractor inception-v3 for other images" if self.name == "digits" else ""
             raise MembenchError(f"{what}: the {self.name} extractor takes {need} images, got {c}x{h}x{w}{hint}")

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ..atomic import atomic_write_json
 from ..data import Dataset
-from ..errors import MembenchError, UnavailableError
+from ..errors import UnavailableError
 from ..results import _safe, result_key
 from .evaluate import evaluate
 from .extractors import resolve_extractor
@@ -44,10 +44,11 @@ def run_quality(spec: Any, sample_key: str, train: Dataset, load_samples: Callab
     cfg = MetricConfig()
     try:
         ext = resolve_extractor(extractor)
-        ext.check_images(train.shape, f"model {spec.name} ({train.spec})")
-    except (UnavailableError, MembenchError) as exc:
-        if not isinstance(exc, UnavailableError) and "extractor takes" not in str(exc):
-            raise
+        if not ext.accepts(train.shape):  # e.g. the digits classifier on 32x32 RGB data
+            c, h, w = train.shape
+            raise UnavailableError(f"the {ext.name} extractor cannot take {c}x{h}x{w} images "
+                                   "(use --quality-extractor inception-v3)")
+    except UnavailableError as exc:
         warnings.warn(f"quality of {spec.name}: unavailable: {exc}", stacklevel=2)
         return {"sample_key": sample_key, "model": spec.name, "status": "unavailable", "reason": str(exc),
                 "extractor": {"name": extractor}}
