@@ -263,7 +263,8 @@ def test_run_puts_quality_beside_memorization(tiny_teacher, tmp_path, capsys):
 
     samples = get_samples(resolve_model("tiny"), 40, 0, "cpu")
     again = evaluate(samples.images, load_dataset("digits:n=16"), "digits", strict=False, cache_dir=tmp_path / "c2")
-    assert again["metrics"]["heldout"]["fid"] == pytest.approx(held["fid"])
+    # (run used --device auto: CUDA features may differ from CPU ones in the last float32 bits)
+    assert again["metrics"]["heldout"]["fid"] == pytest.approx(held["fid"], rel=1e-3)
     assert "quality note" in (res / "leaderboard.md").read_text()
 
 
