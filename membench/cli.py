@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default="results")
     p.add_argument("--cache-dir", default=None, help="sample/embedding cache (default: $MEMBENCH_CACHE or ~/.cache/membench)")
     p.add_argument("--force", action="store_true", help="recompute pairs that already have a result file")
+    p.add_argument("--no-quality", dest="quality", action="store_false",
+                   help="skip the sample-quality metrics (FID, KID, precision/recall)")
+    p.add_argument("--quality-extractor", default="digits",
+                   help="quality features: digits (default, offline) or inception-v3[:weights=FILE]")
     _add_common(p)
 
     p = sub.add_parser("detect", help="run detectors on samples made elsewhere (.npz/.npy or image folder)")
@@ -57,6 +61,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing checkpoint/entry")
     p.add_argument("--eval-samples", type=int, default=1000, help="samples for the model card's l2ratio (0: skip)")
     _add_common(p)
+
+    # --- quality (issue 5)
+    p = sub.add_parser("quality", help="FID, KID, precision/recall of samples made elsewhere vs held-out/training images")
+    p.add_argument("--samples", required=True, help=".npz/.npy file or image folder")
+    p.add_argument("--train", required=True, help="dataset whose held-out and training images are the references")
+    p.add_argument("--reference", default="heldout,train", help="heldout, train or both (default: heldout,train)")
+    p.add_argument("--metrics", default="fid,kid,prc", help="any of fid, kid, prc (default: all)")
+    p.add_argument("--extractor", default="digits", help="digits (default, offline) or inception-v3[:weights=FILE]")
+    p.add_argument("--kid-subsets", type=int, default=100)
+    p.add_argument("--cache-dir", default=None)
+    _add_common(p)
+
+    p = sub.add_parser("train-classifier", help="rebuild the digits classifier (the offline quality feature extractor)")
+    p.add_argument("--out", default=None, help="output folder (default: models/digits-classifier)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--force", action="store_true", help="replace an existing classifier")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    # --- end quality
     return parser
 
 
@@ -102,7 +124,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     t0 = time.time()
     df = run(models=args.models, detectors=args.detectors, n_samples=args.n_samples, seed=args.seed,
              device=args.device, results_dir=args.results_dir, cache_dir=args.cache_dir,
-             progress=not args.quiet, force=args.force)
+             progress=not args.quiet, force=args.force, quality=args.quality,
+             quality_extractor=args.quality_extractor)
     print(format_table(df).to_markdown(index=False))
     print(f"\nleaderboard: {os.path.join(args.results_dir, 'leaderboard.csv')} (.md); {time.time() - t0:.1f}s")
     return 0
@@ -143,7 +166,33 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "detect": cmd_detect, "train": cmd_train, "distill": cmd_distill}
+def cmd_quality(args: argparse.Namespace) -> int:
+    from .quality.api import measure
+
+    df, _ = measure(args.samples, args.train, extractor=args.extractor, references=args.reference,
+                    metrics=args.metrics, kid_subsets=args.kid_subsets, device=args.device, cache_dir=args.cache_dir)
+    view = df.drop(columns=[c for c in df.columns if c.endswith(("_ci_low", "_ci_high"))])
+    for frac in ("precision", "recall"):
+        if frac in df:
+            view[frac] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in
+                          zip(df[frac], df[f"{frac}_ci_low"], df[f"{frac}_ci_high"])]
+    print(view.to_markdown(index=False, floatfmt=".4g"))
+    print("\nheldout: unseen images (fair reference); train: the training images (rewards memorization)")
+    return 0
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from .quality.train_classifier import build
+
+    target, rec = build(args.out, force=args.force, epochs=args.epochs, progress=not args.quiet)
+    lo, hi = rec["heldout_ci95"]
+    print(f"wrote {target}: held-out accuracy {rec['heldout_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
+          f"{rec['wall_time_s']} s")
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "detect": cmd_detect, "train": cmd_train, "distill": cmd_distill,
+            "quality": cmd_quality, "train-classifier": cmd_train_classifier}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,8 +64,13 @@ def run_detector(det: Detector, samples: SampleSet, train: Dataset, ctx: Detecto
 
 def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] = "l2ratio", n_samples: int = 1000,
         seed: int = 0, device: str = "auto", results_dir: str | Path = "results", cache_dir: str | Path | None = None,
-        progress: bool = False, force: bool = False) -> pd.DataFrame:
-    """Evaluate every (model, detector) pair; returns this run's rows of the leaderboard."""
+        progress: bool = False, force: bool = False, quality: bool = True,
+        quality_extractor: str = "digits") -> pd.DataFrame:
+    """Evaluate every (model, detector) pair; returns this run's rows of the leaderboard.
+
+    ``quality``: also measure each sample set's quality (FID, KID, precision/recall against the
+    held-out and the training images; ``membench.quality``) with ``quality_extractor``.
+    """
     from . import leaderboard
 
     if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples <= 0:
@@ -74,7 +79,10 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     det_names = _expand(detectors, names("detectors"))
     all_detectors = det_names == names("detectors")
     dets = [make_detector(d) for d in det_names]
+    if quality:
+        _check_quality_extractor(quality_extractor)
     unavailable: list[dict[str, Any]] = []
+    quality_unavailable: list[dict[str, Any]] = []
     device = resolve_device(device)
     ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
     results_dir = Path(results_dir)
@@ -113,12 +121,39 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
             arrays = {"noise_index": samples.noise_index, "scores": out.scores, "flags": out.flags,
                       "nearest": out.nearest, **{f"extra_{k}": v for k, v in out.extras.items()}}
             write_result(paths, record, arrays)
-    board = leaderboard.build(results_dir, extra_records=unavailable)
+        # --- quality beside memorization (issue 5): once per sample set, a result file of its own
+        if quality:
+            from .quality.harness import run_quality
+            from .samples import sample_key
+
+            def load_samples(spec: ModelSpec = spec) -> SampleSet:
+                nonlocal samples
+                if samples is None:
+                    samples = get_samples(spec, n_samples, seed, device, ctx.cache_dir, progress)
+                return samples
+
+            note = run_quality(spec, sample_key(_checkpoint_key(spec), spec.sampler, seed, n_samples), train,
+                               load_samples, lambda s, spec=spec: _model_record(spec, s), n_samples, seed, device,
+                               ctx.cache_dir, results_dir, force=force, extractor=quality_extractor)
+            if note:
+                quality_unavailable.append(note)
+        # --- end quality
+    board = leaderboard.build(results_dir, extra_records=unavailable, extra_quality=quality_unavailable)
     leaderboard.write(board, results_dir)
     wanted = set(done)
     mask = np.array([(m, d) in wanted for m, d in zip(board["model"], board["detector"])], dtype=bool)
     rows = board[mask & (board["n_samples"] == n_samples).to_numpy() & (board["seed"] == seed).to_numpy()]
     return rows.reset_index(drop=True)
+
+
+def _check_quality_extractor(name: str) -> None:
+    """Fail on an unknown extractor name before any sampling; missing weights are reported later."""
+    from .quality.extractors import resolve_extractor
+
+    try:
+        resolve_extractor(name)
+    except UnavailableError:
+        pass
 
 
 _CKPT_KEYS: dict[str, str] = {}

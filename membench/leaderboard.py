@@ -11,11 +11,19 @@ from .results import iter_results
 COLUMNS = [
     "model", "role", "teacher", "method", "sampler", "nfe", "train_data", "detector",
     "n_samples", "seed", "status", "memorized", "ci_low", "ci_high", "n_flagged", "score_median", "note",
-]
+    "sample_key",
+]  # + the quality columns of membench.quality.board.QUALITY_COLUMNS
 
 
-def build(results_dir: str | Path, extra_records: list[dict] | None = None) -> pd.DataFrame:
-    """One row per result file, plus ``extra_records`` (unavailable pairs of this run, not stored)."""
+def build(results_dir: str | Path, extra_records: list[dict] | None = None,
+          extra_quality: list[dict] | None = None) -> pd.DataFrame:
+    """One row per result file, plus ``extra_records`` (unavailable pairs of this run, not stored).
+
+    Quality columns (``fid_heldout``, ...) are joined by sample set; ``extra_quality`` holds
+    this run's unavailable quality records (not stored).
+    """
+    from .quality.board import merge as merge_quality
+
     rows = []
     records = [rec for _, rec in iter_results(Path(results_dir))] + list(extra_records or [])
     for rec in records:
@@ -30,8 +38,9 @@ def build(results_dir: str | Path, extra_records: list[dict] | None = None) -> p
             "seed": rec["seed"], "memorized": agg["fraction"], "ci_low": agg["ci_low"],
             "ci_high": agg["ci_high"], "n_flagged": agg["n_flagged"], "score_median": agg["score_median"],
             "status": rec.get("status", "ok"), "note": rec.get("reason", ""),
+            "sample_key": rec.get("sample_key"),
         })
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    df = merge_quality(pd.DataFrame(rows, columns=COLUMNS), results_dir, extra_quality)
     return df.sort_values(["detector", "role", "model", "n_samples", "seed"], ascending=[True, False, True, True, True],
                           ignore_index=True)
 
@@ -44,6 +53,10 @@ def format_table(df: pd.DataFrame) -> pd.DataFrame:
         for f, lo, hi, st, note in zip(df["memorized"], df["ci_low"], df["ci_high"], df["status"], df["note"])
     ]
     out["median score"] = df["score_median"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    from .quality.board import display_columns
+
+    for name, values in display_columns(df).items():  # quality beside memorization
+        out[name] = values
     return out
 
 
@@ -53,6 +66,9 @@ def write(df: pd.DataFrame, results_dir: str | Path) -> tuple[Path, Path]:
     atomic_write_text(csv_path, df.to_csv(index=False))
     md = ("# membench leaderboard\n\nMemorized fraction: lower is less memorization. "
           "Intervals are 95% Wilson intervals over samples.\n\n"
+          "Quality (digits-classifier features unless `quality_extractor` in the CSV says otherwise): "
+          "*held-out* columns compare the samples with the held-out images (the fair reference); "
+          "*train* compares them with the training images, which rewards memorization.\n\n"
           + format_table(df).to_markdown(index=False) + "\n")
     atomic_write_text(md_path, md)
     return csv_path, md_path
