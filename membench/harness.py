@@ -18,7 +18,8 @@ from .detectors.base import Detector, DetectorContext, DetectorOutput, make_dete
 from .errors import MembenchError, UnavailableError
 from .models import ModelSpec, model_names, resolve_model
 from .registry import names
-from .results import result_key, result_paths, write_result
+from .locks import claim_each, file_lock
+from .results import lock_path, result_key, result_paths, write_result
 from .samples import SampleSet, get_samples, resolve_device
 from .stats import wilson_interval
 
@@ -79,8 +80,8 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
     results_dir = Path(results_dir)
     done: list[tuple[str, str]] = []
+    jobs: list[tuple[ModelSpec, Dataset, Detector, dict[str, Any], Any]] = []
     for spec in specs:
-        samples: SampleSet | None = None
         train = load_dataset(spec.dataset)
         for det in dets:
             rec_det = _detector_record(det)
@@ -89,32 +90,37 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
             key = result_key({"model": spec.name, "ckpt": ckpt_key, "sampler": spec.sampler, "n": n_samples,
                               "seed": seed, "detector": rec_det["base"], "config": rec_det["config"],
                               "train": train.fingerprint()})
-            paths = result_paths(results_dir, spec.name, rec_det["name"], key)
+            jobs.append((spec, train, det, rec_det, result_paths(results_dir, spec.name, rec_det["name"], key)))
             done.append((spec.name, rec_det["name"]))
-            if paths.json.is_file() and not force:
-                continue  # completed earlier: skipped on rerun
-            if samples is None:
-                samples = get_samples(spec, n_samples, seed, device, ctx.cache_dir, progress)
-            record = {"model": _model_record(spec, samples), "detector": rec_det, "n_samples": n_samples,
-                      "seed": seed, "train_fingerprint": train.fingerprint(), "sample_key": samples.meta.get("key"),
-                      "membench": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            ctx.model = spec
-            try:
-                out, secs = run_detector(det, samples, train, ctx)
-            except UnavailableError as exc:
-                if not all_detectors:
-                    raise
-                # With --detector all, a detector that cannot run here (missing weights) is a
-                # row marked unavailable, not the end of the run. Not cached: retried next time.
-                unavailable.append({**record, "status": "unavailable", "reason": str(exc)})
-                continue
-            record.update({"status": "ok", "aggregate": aggregate(out), "info": out.info,
-                           "detect_seconds": round(secs, 3)})
-            arrays = {"noise_index": samples.noise_index, "scores": out.scores, "flags": out.flags,
-                      "nearest": out.nearest, **{f"extra_{k}": v for k, v in out.extras.items()}}
-            write_result(paths, record, arrays)
-    board = leaderboard.build(results_dir, extra_records=unavailable)
-    leaderboard.write(board, results_dir)
+    # Completed pairs are skipped on rerun; a pair another run is computing right now is
+    # deferred, then waited for (per-pair lock), so concurrent runs never compute it twice.
+    loaded: tuple[str | None, SampleSet | None] = (None, None)
+    for spec, train, det, rec_det, paths in claim_each(
+            jobs, lambda j: lock_path(results_dir, j[4].json), lambda j: j[4].json.is_file() and not force):
+        if loaded[0] != spec.name:
+            loaded = (spec.name, get_samples(spec, n_samples, seed, device, ctx.cache_dir, progress))
+        samples = loaded[1]
+        record = {"model": _model_record(spec, samples), "detector": rec_det, "n_samples": n_samples,
+                  "seed": seed, "train_fingerprint": train.fingerprint(), "sample_key": samples.meta.get("key"),
+                  "membench": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        ctx.model = spec
+        try:
+            out, secs = run_detector(det, samples, train, ctx)
+        except UnavailableError as exc:
+            if not all_detectors:
+                raise
+            # With --detector all, a detector that cannot run here (missing weights) is a
+            # row marked unavailable, not the end of the run. Not cached: retried next time.
+            unavailable.append({**record, "status": "unavailable", "reason": str(exc)})
+            continue
+        record.update({"status": "ok", "aggregate": aggregate(out), "info": out.info,
+                       "detect_seconds": round(secs, 3)})
+        arrays = {"noise_index": samples.noise_index, "scores": out.scores, "flags": out.flags,
+                  "nearest": out.nearest, **{f"extra_{k}": v for k, v in out.extras.items()}}
+        write_result(paths, record, arrays)
+    with file_lock(lock_path(results_dir, "leaderboard")):  # concurrent rebuilds: the last one sees every file
+        board = leaderboard.build(results_dir, extra_records=unavailable)
+        leaderboard.write(board, results_dir)
     wanted = set(done)
     mask = np.array([(m, d) in wanted for m, d in zip(board["model"], board["detector"])], dtype=bool)
     rows = board[mask & (board["n_samples"] == n_samples).to_numpy() & (board["seed"] == seed).to_numpy()]
