@@ -11,6 +11,7 @@ from .results import iter_results
 COLUMNS = [
     "model", "role", "teacher", "method", "sampler", "nfe", "train_data", "detector",
     "n_samples", "seed", "status", "memorized", "ci_low", "ci_high", "n_flagged", "score_median", "note",
+    "checkpoint",  # content hash of the weights: tells a stale result (older checkpoint) from the current one
 ]
 
 
@@ -30,6 +31,7 @@ def build(results_dir: str | Path, extra_records: list[dict] | None = None) -> p
             "seed": rec["seed"], "memorized": agg["fraction"], "ci_low": agg["ci_low"],
             "ci_high": agg["ci_high"], "n_flagged": agg["n_flagged"], "score_median": agg["score_median"],
             "status": rec.get("status", "ok"), "note": rec.get("reason", ""),
+            "checkpoint": m.get("checkpoint_hash") or "",
         })
     df = pd.DataFrame(rows, columns=COLUMNS)
     return df.sort_values(["detector", "role", "model", "n_samples", "seed"], ascending=[True, False, True, True, True],
