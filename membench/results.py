@@ -39,8 +39,9 @@ class ResultPaths:
 
 
 def result_paths(results_dir: Path, model: str, detector: str, key: str) -> ResultPaths:
-    base = Path(results_dir) / "runs" / _safe(model) / f"{_safe(detector)}-{key}"
-    return ResultPaths(base.with_suffix(".json"), base.with_suffix(".npz"))
+    folder, stem = Path(results_dir) / "runs" / _safe(model), f"{_safe(detector)}-{key}"
+    # Not with_suffix(): a stem like "l2ratio_threshold=0.25-<key>" has a "." of its own.
+    return ResultPaths(folder / f"{stem}.json", folder / f"{stem}.npz")
 
 
 def lock_path(results_dir: Path, target: str | Path) -> Path:
@@ -50,7 +51,7 @@ def lock_path(results_dir: Path, target: str | Path) -> Path:
         rel = target.relative_to(Path(results_dir) / "runs")
     except ValueError:
         rel = Path(target.name)
-    return Path(results_dir) / ".locks" / rel.with_suffix(".lock")
+    return Path(results_dir) / ".locks" / rel.parent / f"{rel.name.removesuffix('.json')}.lock"
 
 
 def write_result(paths: ResultPaths, record: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:

@@ -177,3 +177,9 @@ def test_result_missing_required_keys_is_corrupt(tmp_path):
     path.write_text(json.dumps({"schema": 1, "model": {"name": "m"}, "n_samples": 3}))
     problems = []
     assert iter_results(res, problems) == [] and "missing" in problems[0]
+
+
+def test_result_paths_keep_dotted_detector_names_apart(tmp_path):
+    a = result_paths(tmp_path, "m", "l2ratio:threshold=0.25", "k1")
+    b = result_paths(tmp_path, "m", "l2ratio:threshold=0.5", "k2")
+    assert a.json != b.json and a.json.name.endswith("0.25-k1.json") and b.arrays.name.endswith("0.5-k2.npz")

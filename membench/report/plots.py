@@ -85,7 +85,7 @@ def teacher_vs_student(pair: dict[str, Any]) -> bytes:
     ax2.set_ylabel(f"student {p.distance_source}")
     ax2.legend(fontsize=7)
     ax2.set_title("same noise: above the diagonal = student farther", fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.9, wspace=0.28)  # cheaper than tight_layout
     return _png(fig)
 
 
