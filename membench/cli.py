@@ -101,8 +101,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name in names("models"):
             try:
                 s = resolve_model(name)
-                extra = f"  teacher={s.teacher} method={s.method}" if s.role == "student" else ""
-                print(f"{name:24s} {s.role:8s} sampler={s.sampler:20s} data={s.dataset}{extra}")
+                extra = f"  teacher={s.teacher} method={s.method}" if s.teacher else ""
+                print(f"{name:20s} {s.role:8s} sampler={s.sampler:30s} data={s.dataset}{extra}")
             except MembenchError as exc:
                 print(f"{name:24s} BROKEN: {exc}")
         return 0
