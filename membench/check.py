@@ -96,11 +96,14 @@ def _rows_from_board(df: pd.DataFrame) -> list[dict[str, Any]]:
     for _, r in df.iterrows():
         if r["status"] != "ok":
             continue
+        ckpt = checkpoint_hash(resolve_model(r["model"]).checkpoint)
+        if r.get("checkpoint") and r["checkpoint"] != ckpt:
+            continue  # a stale result of an older checkpoint still in the store
         row = {"model": r["model"], "role": r["role"], "teacher": r["teacher"] or None, "sampler": r["sampler"],
                "detector": r["detector"], "seed": int(r["seed"]), "n_samples": int(r["n_samples"]),
                "n_flagged": int(r["n_flagged"]), "memorized": float(r["memorized"]),
                "ci_low": float(r["ci_low"]), "ci_high": float(r["ci_high"]),
-               "checkpoint_hash": checkpoint_hash(resolve_model(r["model"]).checkpoint)}
+               "checkpoint_hash": ckpt}
         for c in qcols + [f"{c}{s}" for c in qcols for s in ("_ci_low", "_ci_high")]:
             if c in r and pd.notna(r[c]):
                 row[c] = float(r[c])
@@ -142,11 +145,12 @@ def _join(x: str | Sequence[str]) -> str:
 class CheckResult:
     table: pd.DataFrame  # one row per (baseline row, metric)
     regressions: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)  # baseline rows that could not be recomputed
     notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return not self.regressions
+        return not self.regressions and not self.unchecked
 
 
 def _quality_verdict(col: str, base: dict[str, Any], new: pd.Series, qtol: float) -> tuple[str, str]:
@@ -222,8 +226,9 @@ def check(baseline: str | Path, n_samples: int | None = None, tolerance: float =
                                     f"({base['checkpoint_hash'][:12]} -> {ckpt[:12]})")
             if hit.empty or hit.iloc[0]["status"] != "ok":
                 note = hit.iloc[0]["note"] if not hit.empty else "no result"
-                result.notes.append(f"{label}: not recomputed ({note})")
-                out_rows.append({"row": label, "metric": "memorized", "verdict": "unavailable", "detail": note})
+                # A row that cannot be recomputed is unchecked: that fails the check too.
+                result.unchecked.append(f"{label}: not recomputed ({note})")
+                out_rows.append({"row": label, "metric": "memorized", "verdict": "NOT CHECKED", "detail": note})
                 continue
             new = hit.iloc[0]
             d, lo, hi = difference_interval(int(new["n_flagged"]), int(new["n_samples"]),

@@ -197,10 +197,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(res.table[["row", "metric", "verdict", "detail"]].to_markdown(index=False))
     for note in res.notes:
         print(f"note: {note}")
-    if res.regressions:
-        for msg in res.regressions:
-            print(f"REGRESSED: {msg}")
-        print(f"membench check: {len(res.regressions)} regression(s) against {args.baseline}")
+    for msg in res.regressions:
+        print(f"REGRESSED: {msg}")
+    for msg in res.unchecked:
+        print(f"NOT CHECKED: {msg}")
+    if not res.passed:
+        print(f"membench check: failed against {args.baseline}: {len(res.regressions)} regression(s), "
+              f"{len(res.unchecked)} row(s) not recomputed")
         return EXIT_REGRESSED
     print(f"membench check: passed ({len(res.table)} checks against {args.baseline})")
     return 0

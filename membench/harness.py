@@ -127,15 +127,21 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     return rows.reset_index(drop=True)
 
 
-_CKPT_KEYS: dict[str, str] = {}
+_CKPT_KEYS: dict[tuple, str] = {}
 
 
 def _checkpoint_key(spec: ModelSpec) -> str:
     from .checkpoint import checkpoint_hash
 
-    if spec.checkpoint not in _CKPT_KEYS:
-        _CKPT_KEYS[spec.checkpoint] = checkpoint_hash(spec.checkpoint)
-    return _CKPT_KEYS[spec.checkpoint]
+    # Keyed by the files' size and mtime too: a checkpoint replaced in place (retrained) in a
+    # long-lived process must not keep its old hash, or its results would be taken as current.
+    folder = Path(spec.checkpoint)
+    stamp = tuple(sorted((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in folder.rglob("*") if f.is_file())
+                  ) if folder.is_dir() else ()
+    key = (spec.checkpoint, stamp)
+    if key not in _CKPT_KEYS:
+        _CKPT_KEYS[key] = checkpoint_hash(spec.checkpoint)
+    return _CKPT_KEYS[key]
 
 
 def detect(samples: str | Path | np.ndarray, train: str, detectors: str | Sequence[str] = "l2ratio",

@@ -38,6 +38,24 @@ def test_check_passes_on_own_baseline_with_fewer_samples(baseline, tmp_path, cap
     assert "(n=20)" in out  # really recomputed with the smaller count
 
 
+def test_check_uses_current_checkpoint_not_stale_results(baseline, tiny_teacher, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    chk = tmp_path / "c"
+    args = ["check", "--baseline", str(baseline), "--results-dir", str(chk), "--quiet"]
+    assert cli(capsys, *args)[0] == 0  # results of the original checkpoint now sit in the store
+    weights = tiny_teacher / "unet" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(weights)
+    name = next(k for k in tensors if k.endswith("conv_out.bias"))
+    tensors[name] = tensors[name] + 0.5
+    save_file(tensors, weights)
+    code, out, err = cli(capsys, *args)
+    assert code == 0, out + err
+    assert out.count("note: tiny / ") == 2 and "checkpoint changed since the baseline" in out
+    assert out.count("| tiny / l2ratio (seed 0)") == 1  # one row, from the new checkpoint's result
+    assert len(list((chk / "runs" / "tiny").glob("*.json"))) == 4  # old and new results both kept
+
+
 def _regress(path, detector, flagged):
     data = json.loads(path.read_text())
     for r in data["rows"]:

@@ -158,7 +158,8 @@ def test_effect_table_pairs_by_detector_seed_and_reports_problems(tmp_path, rng)
     broken.arrays.write_bytes(b"not a zip")
     (res / "runs" / "teach" / "junk.json").write_text("{ not json")
     problems = []
-    records = iter_results(res, problems)
+    with pytest.warns(UserWarning, match="junk.json"):
+        records = iter_results(res, problems)
     assert len(problems) == 1 and "junk.json" in problems[0]
     df = effect_table(records, problems).set_index(["student", "seed"])
     ok = df.loc[("stud", 0)]
@@ -176,7 +177,9 @@ def test_result_missing_required_keys_is_corrupt(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"schema": 1, "model": {"name": "m"}, "n_samples": 3}))
     problems = []
-    assert iter_results(res, problems) == [] and "missing" in problems[0]
+    with pytest.warns(UserWarning, match="missing"):
+        assert iter_results(res, problems) == []
+    assert "missing detector" in problems[0]
 
 
 def test_result_paths_keep_dotted_detector_names_apart(tmp_path):
