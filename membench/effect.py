@@ -215,11 +215,18 @@ def effect_table(records: list[tuple[Path, dict[str, Any]]], problems: list[str]
     from .errors import MembenchError
     from .results import read_arrays
 
-    rows = []
+    # A rerun after retraining leaves the older result beside the new one: keep the newest.
+    newest: dict[tuple, tuple[Path, dict[str, Any]]] = {}
     for path, rec in records:
-        m, d = rec["model"], rec["detector"]
+        m = rec["model"]
         if m.get("role") not in COMPARED_ROLES or not m.get("teacher") or rec.get("status", "ok") != "ok":
             continue
+        k = (m["name"], *_match_key(rec), rec["n_samples"])
+        if k not in newest or str(rec.get("created", "")) >= str(newest[k][1].get("created", "")):
+            newest[k] = (path, rec)
+    rows = []
+    for path, rec in newest.values():
+        m, d = rec["model"], rec["detector"]
         base = {"student": m["name"], "teacher": m["teacher"], "role": m["role"], "method": m.get("method") or "",
                 "sampler": m["sampler"], "nfe": m.get("nfe"), "detector": d["name"], "seed": rec["seed"],
                 "n_samples": rec["n_samples"]}

@@ -26,7 +26,7 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top
 table{border-collapse:collapse;font-size:12px;margin:8px 0}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}
-.note{color:#555;font-size:13px;max-width:1100px}.problem{color:#a00}
+.scroll{overflow-x:auto}.note{color:#555;font-size:13px;max-width:1100px}.problem{color:#a00}
 table.grid th{max-width:330px;white-space:normal}
 figure{display:inline-block;margin:8px 16px 16px 0;vertical-align:top}
 figcaption{font-size:12px;color:#333;max-width:700px}
@@ -45,7 +45,7 @@ def _table(df: pd.DataFrame, table_id: str) -> str:
     head = "".join(f"<th>{escape(str(c))}</th>" for c in df.columns)
     body = "".join("<tr>" + "".join(f"<td>{escape('' if pd.isna(v) else str(v))}</td>" for v in row) + "</tr>"
                    for row in df.itertuples(index=False))
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def render(board_view: pd.DataFrame, effect_view: pd.DataFrame, figures: dict[str, Any],
