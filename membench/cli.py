@@ -79,6 +79,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing classifier")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     # --- end quality
+    # --- report / check / baseline (issue 6) ---
+    p = sub.add_parser("report", help="write the HTML report (+ CSV/Markdown) from the result files")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--out", default=None, help="output folder (default: <results-dir>/report)")
+    p.add_argument("--cache-dir", default=None, help="sample cache the runs used (samples are regenerated if missing)")
+    p.add_argument("--top", type=int, default=8, help="rows per image grid (most memorized samples)")
+    _add_common(p)
+
+    p = sub.add_parser("check", help="recompute a baseline leaderboard's rows; exit 3 if memorization rose or quality fell")
+    p.add_argument("--baseline", required=True, help="baseline JSON (written by `membench baseline`)")
+    p.add_argument("--tolerance", type=float, default=0.02,
+                   help="allowed rise of the memorized fraction (absolute; default 0.02): a regression is a rise "
+                        "whose 95%% interval lies entirely above it")
+    p.add_argument("--quality-tolerance", type=float, default=0.10,
+                   help="allowed relative worsening of quality columns (default 0.10)")
+    p.add_argument("--n-samples", type=int, default=None, help="samples per row (default: the baseline's; fewer is fine)")
+    p.add_argument("--model", "--models", dest="models", default=None, help="only these baseline models")
+    p.add_argument("--detector", "--detectors", dest="detectors", default=None, help="only these baseline detectors")
+    p.add_argument("--results-dir", default="results/check")
+    p.add_argument("--cache-dir", default=None)
+    _add_common(p)
+
+    p = sub.add_parser("baseline", help="run models x detectors and write the rows as a baseline file for `check`")
+    p.add_argument("--out", required=True, help="baseline JSON to write, e.g. benchmarks/baseline.json")
+    p.add_argument("--model", "--models", dest="models", default="all")
+    p.add_argument("--detector", "--detectors", dest="detectors", default="all")
+    p.add_argument("--n-samples", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--cache-dir", default=None)
+    _add_common(p)
     return parser
 
 
@@ -191,8 +222,55 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    rep = build_report(args.results_dir, out_dir=args.out, cache_dir=args.cache_dir,
+                       device=args.device, top=args.top)
+    for msg in rep.problems:
+        print(f"membench: warning: skipped {msg}", file=sys.stderr)
+    print(f"wrote {rep.html} ({len(rep.leaderboard)} leaderboard rows, {len(rep.effect)} student/control rows)")
+    for f in rep.files[1:]:
+        print(f"wrote {f}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import EXIT_REGRESSED, check
+
+    res = check(args.baseline, n_samples=args.n_samples, tolerance=args.tolerance,
+                quality_tolerance=args.quality_tolerance, models=args.models, detectors=args.detectors,
+                results_dir=args.results_dir, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet)
+    print(res.table[["row", "metric", "verdict", "detail"]].to_markdown(index=False))
+    for note in res.notes:
+        print(f"note: {note}")
+    for msg in res.regressions:
+        print(f"REGRESSED: {msg}")
+    for msg in res.unchecked:
+        print(f"NOT CHECKED: {msg}")
+    if not res.passed:
+        print(f"membench check: failed against {args.baseline}: {len(res.regressions)} regression(s), "
+              f"{len(res.unchecked)} row(s) not recomputed")
+        return EXIT_REGRESSED
+    print(f"membench check: passed ({len(res.table)} checks against {args.baseline})")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from .check import write_baseline
+
+    command = ("membench baseline --out " + args.out + f" --model {args.models} --detector {args.detectors} "
+               f"--n-samples {args.n_samples} --seed {args.seed}")
+    data = write_baseline(args.out, models=args.models, detectors=args.detectors, n_samples=args.n_samples,
+                          seed=args.seed, results_dir=args.results_dir, cache_dir=args.cache_dir, device=args.device,
+                          progress=not args.quiet, command=command)
+    print(f"wrote {args.out} ({len(data['rows'])} rows)")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "run": cmd_run, "detect": cmd_detect, "train": cmd_train, "distill": cmd_distill,
-            "quality": cmd_quality, "train-classifier": cmd_train_classifier}
+            "quality": cmd_quality, "train-classifier": cmd_train_classifier,
+            "report": cmd_report, "check": cmd_check, "baseline": cmd_baseline}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,8 @@ from .detectors.base import Detector, DetectorContext, DetectorOutput, make_dete
 from .errors import MembenchError, UnavailableError
 from .models import ModelSpec, model_names, resolve_model
 from .registry import names
-from .results import result_key, result_paths, write_result
+from .locks import claim_each, file_lock
+from .results import lock_path, result_key, result_paths, write_result
 from .samples import SampleSet, get_samples, resolve_device
 from .stats import wilson_interval
 
@@ -87,8 +88,8 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
     results_dir = Path(results_dir)
     done: list[tuple[str, str]] = []
+    jobs: list[tuple[ModelSpec, Dataset, Detector, dict[str, Any], Any]] = []
     for spec in specs:
-        samples: SampleSet | None = None
         train = load_dataset(spec.dataset)
         for det in dets:
             rec_det = _detector_record(det)
@@ -97,49 +98,57 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
             key = result_key({"model": spec.name, "ckpt": ckpt_key, "sampler": spec.sampler, "n": n_samples,
                               "seed": seed, "detector": rec_det["base"], "config": rec_det["config"],
                               "train": train.fingerprint()})
-            paths = result_paths(results_dir, spec.name, rec_det["name"], key)
+            jobs.append((spec, train, det, rec_det, result_paths(results_dir, spec.name, rec_det["name"], key)))
             done.append((spec.name, rec_det["name"]))
-            if paths.json.is_file() and not force:
-                continue  # completed earlier: skipped on rerun
-            if samples is None:
-                samples = get_samples(spec, n_samples, seed, device, ctx.cache_dir, progress)
-            record = {"model": _model_record(spec, samples), "detector": rec_det, "n_samples": n_samples,
-                      "seed": seed, "train_fingerprint": train.fingerprint(), "sample_key": samples.meta.get("key"),
-                      "membench": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            ctx.model = spec
-            try:
-                out, secs = run_detector(det, samples, train, ctx)
-            except UnavailableError as exc:
-                if not all_detectors:
-                    raise
-                # With --detector all, a detector that cannot run here (missing weights) is a
-                # row marked unavailable, not the end of the run. Not cached: retried next time.
-                unavailable.append({**record, "status": "unavailable", "reason": str(exc)})
-                continue
-            record.update({"status": "ok", "aggregate": aggregate(out), "info": out.info,
-                           "detect_seconds": round(secs, 3)})
-            arrays = {"noise_index": samples.noise_index, "scores": out.scores, "flags": out.flags,
-                      "nearest": out.nearest, **{f"extra_{k}": v for k, v in out.extras.items()}}
-            write_result(paths, record, arrays)
-        # --- quality beside memorization (issue 5): once per sample set, a result file of its own
-        if quality:
-            from .quality.harness import run_quality
-            from .samples import sample_key
+    # Completed pairs are skipped on rerun; a pair another run is computing right now is
+    # deferred, then waited for (per-pair lock), so concurrent runs never compute it twice.
+    loaded: tuple[str | None, SampleSet | None] = (None, None)
+    for spec, train, det, rec_det, paths in claim_each(
+            jobs, lambda j: lock_path(results_dir, j[4].json), lambda j: j[4].json.is_file() and not force):
+        if loaded[0] != spec.name:
+            loaded = (spec.name, get_samples(spec, n_samples, seed, device, ctx.cache_dir, progress))
+        samples = loaded[1]
+        record = {"model": _model_record(spec, samples), "detector": rec_det, "n_samples": n_samples,
+                  "seed": seed, "train_fingerprint": train.fingerprint(), "sample_key": samples.meta.get("key"),
+                  "membench": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        ctx.model = spec
+        try:
+            out, secs = run_detector(det, samples, train, ctx)
+        except UnavailableError as exc:
+            if not all_detectors:
+                raise
+            # With --detector all, a detector that cannot run here (missing weights) is a
+            # row marked unavailable, not the end of the run. Not cached: retried next time.
+            unavailable.append({**record, "status": "unavailable", "reason": str(exc)})
+            continue
+        record.update({"status": "ok", "aggregate": aggregate(out), "info": out.info,
+                       "detect_seconds": round(secs, 3)})
+        arrays = {"noise_index": samples.noise_index, "scores": out.scores, "flags": out.flags,
+                  "nearest": out.nearest, **{f"extra_{k}": v for k, v in out.extras.items()}}
+        write_result(paths, record, arrays)
+    # --- quality beside memorization (issue 5): once per sample set, a result file of its own
+    if quality:
+        from .quality.harness import run_quality
+        from .samples import sample_key
 
+        trains = {spec.name: train for spec, train, *_ in jobs}
+        for spec in specs:
             def load_samples(spec: ModelSpec = spec) -> SampleSet:
-                nonlocal samples
-                if samples is None:
-                    samples = get_samples(spec, n_samples, seed, device, ctx.cache_dir, progress)
-                return samples
+                nonlocal loaded
+                if loaded[0] != spec.name:
+                    loaded = (spec.name, get_samples(spec, n_samples, seed, device, ctx.cache_dir, progress))
+                return loaded[1]
 
+            train = trains.get(spec.name) or load_dataset(spec.dataset)
             note = run_quality(spec, sample_key(_checkpoint_key(spec), spec.sampler, seed, n_samples), train,
                                load_samples, lambda s, spec=spec: _model_record(spec, s), n_samples, seed, device,
                                ctx.cache_dir, results_dir, force=force, extractor=quality_extractor)
             if note:
                 quality_unavailable.append(note)
-        # --- end quality
-    board = leaderboard.build(results_dir, extra_records=unavailable, extra_quality=quality_unavailable)
-    leaderboard.write(board, results_dir)
+    # --- end quality
+    with file_lock(lock_path(results_dir, "leaderboard")):  # concurrent rebuilds: the last one sees every file
+        board = leaderboard.build(results_dir, extra_records=unavailable, extra_quality=quality_unavailable)
+        leaderboard.write(board, results_dir)
     wanted = set(done)
     mask = np.array([(m, d) in wanted for m, d in zip(board["model"], board["detector"])], dtype=bool)
     rows = board[mask & (board["n_samples"] == n_samples).to_numpy() & (board["seed"] == seed).to_numpy()]
@@ -156,15 +165,21 @@ def _check_quality_extractor(name: str) -> None:
         pass
 
 
-_CKPT_KEYS: dict[str, str] = {}
+_CKPT_KEYS: dict[tuple, str] = {}
 
 
 def _checkpoint_key(spec: ModelSpec) -> str:
     from .checkpoint import checkpoint_hash
 
-    if spec.checkpoint not in _CKPT_KEYS:
-        _CKPT_KEYS[spec.checkpoint] = checkpoint_hash(spec.checkpoint)
-    return _CKPT_KEYS[spec.checkpoint]
+    # Keyed by the files' size and mtime too: a checkpoint replaced in place (retrained) in a
+    # long-lived process must not keep its old hash, or its results would be taken as current.
+    folder = Path(spec.checkpoint)
+    stamp = tuple(sorted((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in folder.rglob("*") if f.is_file())
+                  ) if folder.is_dir() else ()
+    key = (spec.checkpoint, stamp)
+    if key not in _CKPT_KEYS:
+        _CKPT_KEYS[key] = checkpoint_hash(spec.checkpoint)
+    return _CKPT_KEYS[key]
 
 
 def detect(samples: str | Path | np.ndarray, train: str, detectors: str | Sequence[str] = "l2ratio",

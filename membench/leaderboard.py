@@ -12,6 +12,7 @@ COLUMNS = [
     "model", "role", "teacher", "method", "sampler", "nfe", "train_data", "detector",
     "n_samples", "seed", "status", "memorized", "ci_low", "ci_high", "n_flagged", "score_median", "note",
     "sample_key",
+    "checkpoint",  # content hash of the weights: tells a stale result (older checkpoint) from the current one
 ]  # + the quality columns of membench.quality.board.QUALITY_COLUMNS
 
 
@@ -39,6 +40,7 @@ def build(results_dir: str | Path, extra_records: list[dict] | None = None,
             "ci_high": agg["ci_high"], "n_flagged": agg["n_flagged"], "score_median": agg["score_median"],
             "status": rec.get("status", "ok"), "note": rec.get("reason", ""),
             "sample_key": rec.get("sample_key"),
+            "checkpoint": m.get("checkpoint_hash") or "",
         })
     df = merge_quality(pd.DataFrame(rows, columns=COLUMNS), results_dir, extra_quality)
     return df.sort_values(["detector", "role", "model", "n_samples", "seed"], ascending=[True, False, True, True, True],

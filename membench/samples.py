@@ -101,18 +101,23 @@ def get_samples(spec: Any, n: int, seed: int, device: str = "auto", cache_dir: P
     ckpt_hash = checkpoint_hash(spec.checkpoint)
     key = sample_key(ckpt_hash, spec.sampler, seed, n)
     path = Path(cache_dir or default_cache_dir()) / "samples" / f"{key}.npz"
-    if path.is_file():
-        try:
-            return SampleSet.load(path)
-        except MembenchError:
-            path.unlink(missing_ok=True)  # a corrupt cache entry is regenerated
-    device = resolve_device(device)
-    model, meta = load_denoiser(spec.checkpoint, device)
-    c, h, w = meta["image_shape"]
-    images, index = generate(model, sampler, n, seed, (c, h, w), device, progress=progress, desc=f"sample {spec.name}")
-    ss = SampleSet(images=images, noise_index=index, seed=seed, meta={
-        "model": spec.name, "sampler": spec.sampler, "nfe": int(getattr(sampler, "nfe", -1)),
-        "checkpoint_hash": ckpt_hash, "key": key, "device": device,
-    })
-    ss.save(path)
-    return ss
+    from .locks import file_lock
+
+    # One generator per sample set at a time: a concurrent run waits, then reads the cache.
+    with file_lock(path.with_suffix(".lock")):
+        if path.is_file():
+            try:
+                return SampleSet.load(path)
+            except MembenchError:
+                path.unlink(missing_ok=True)  # a corrupt cache entry is regenerated
+        device = resolve_device(device)
+        model, meta = load_denoiser(spec.checkpoint, device)
+        c, h, w = meta["image_shape"]
+        images, index = generate(model, sampler, n, seed, (c, h, w), device, progress=progress,
+                                 desc=f"sample {spec.name}")
+        ss = SampleSet(images=images, noise_index=index, seed=seed, meta={
+            "model": spec.name, "sampler": spec.sampler, "nfe": int(getattr(sampler, "nfe", -1)),
+            "checkpoint_hash": ckpt_hash, "key": key, "device": device,
+        })
+        ss.save(path)
+        return ss

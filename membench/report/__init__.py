@@ -1,0 +1,116 @@
+"""``membench report``: a self-contained HTML report plus CSV/Markdown tables.
+
+Everything is rebuilt from the result files: the leaderboard, the effect of distillation
+(each student beside its teacher, paired by noise), the plots and the image grids. A corrupt
+result file is listed under "Problems" and skipped; it never stops the report.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..atomic import atomic_write_text
+from ..errors import MembenchError
+
+
+@dataclass
+class Report:
+    html: Path
+    files: list[Path]
+    leaderboard: pd.DataFrame
+    effect: pd.DataFrame
+    problems: list[str] = field(default_factory=list)
+
+
+def leaderboard_view(board: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard with direction arrows in the headers and quality columns appended."""
+    from ..directions import arrow, quality_columns
+    from ..leaderboard import format_table
+
+    view = format_table(board).rename(columns={"memorized (95% CI)": "memorized ↓ (95% CI)"})
+    for col in quality_columns(board.columns):
+        lo, hi = f"{col}_ci_low", f"{col}_ci_high"
+        if lo in board and hi in board:
+            view[f"{col} {arrow(col)}"] = [("" if pd.isna(v) else f"{v:.3f} [{a:.3f}, {b:.3f}]")
+                                          for v, a, b in zip(board[col], board[lo], board[hi])]
+        else:
+            view[f"{col} {arrow(col)}"] = board[col].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    return view
+
+
+def build_report(results_dir: str | Path = "results", out_dir: str | Path | None = None,
+                 cache_dir: str | Path | None = None, device: str = "cpu", top: int = 8,
+                 regenerate: bool = True) -> Report:
+    """Write ``report.html``, ``leaderboard.csv/.md`` and ``effect.csv/.md`` into ``out_dir``
+    (default ``<results>/report``) and return what was written."""
+    from .. import leaderboard
+    from ..directions import quality_columns
+    from ..effect import effect_table, format_effect
+    from ..results import iter_results
+    from . import html, plots
+    from .grids import SampleSource, model_grid, pair_grid
+
+    results_dir = Path(results_dir)
+    if not (results_dir / "runs").is_dir():
+        raise MembenchError(f"no results in {results_dir} (expected {results_dir / 'runs'}; run `membench run` first)")
+    if not isinstance(top, int) or top <= 0:
+        raise MembenchError(f"--top must be a positive integer, got {top!r}")
+    out_dir = Path(out_dir) if out_dir else results_dir / "report"
+    problems: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reported once, below, via `problems`
+        records = iter_results(results_dir, problems)
+        board = leaderboard.build(results_dir)
+    if not records:
+        raise MembenchError(f"no readable result files in {results_dir / 'runs'}" +
+                            (f" ({len(problems)} corrupt)" if problems else ""))
+    pairs: list[dict[str, Any]] = []
+    effect = effect_table(records, problems, pairs)
+
+    qcols = quality_columns(board.columns)
+    figures: dict[str, Any] = {
+        "memorized": plots.memorized_per_model(board),
+        "quality": plots.quality_vs_memorization(board, qcols),
+        "pairs": [(p["row"], plots.teacher_vs_student(p)) for p in pairs],
+    }
+    source = SampleSource(Path(cache_dir) if cache_dir else None, device=device, regenerate=regenerate)
+    grids: list[tuple[str, Any, str]] = []  # (title, Grid or None, why not)
+    for p in pairs:
+        r = p["row"]
+        title = f"{r['detector']}: {r['teacher']} (teacher) vs {r['student']} ({r['role']}), seed {r['seed']}"
+        try:
+            grids.append((title, pair_grid(p, source, top), ""))
+        except MembenchError as exc:
+            grids.append((title, None, str(exc)))
+    for path, rec in records:
+        if rec["model"].get("role") == "teacher" and rec.get("status", "ok") == "ok":
+            title = f"{rec['detector']['name']}: {rec['model']['name']} (teacher), n={rec['n_samples']}, seed {rec['seed']}"
+            try:
+                grids.append((title, model_grid(path, rec, source, top), ""))
+            except MembenchError as exc:
+                grids.append((title, None, str(exc)))
+
+    board_view = leaderboard_view(board)
+    effect_view = format_effect(effect) if not effect.empty else pd.DataFrame()
+    page = html.render(board_view, effect_view, figures, grids, problems, results_dir=results_dir,
+                       created=time.strftime("%Y-%m-%d %H:%M:%S %z"))
+    files = {
+        "report.html": page,
+        "leaderboard.csv": board.to_csv(index=False),
+        "leaderboard.md": ("# membench leaderboard\n\n" + html.DIRECTION_NOTE + "\n\n"
+                           + board_view.to_markdown(index=False) + "\n"),
+        "effect.csv": effect.to_csv(index=False),
+        "effect.md": ("# Effect of distillation\n\n" + html.EFFECT_NOTE + "\n\n"
+                      + (effect_view.to_markdown(index=False) if not effect_view.empty else "No students or controls.")
+                      + "\n"),
+    }
+    written = []
+    for name, text in files.items():
+        atomic_write_text(out_dir / name, text)
+        written.append(out_dir / name)
+    return Report(html=out_dir / "report.html", files=written, leaderboard=board, effect=effect, problems=problems)
