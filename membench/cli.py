@@ -46,6 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-sample", default=None, help="write per-sample scores to this CSV file")
     _add_common(p)
 
+    # -- issue 4: detector validation
+    p = sub.add_parser("validate", help="measure how well detectors separate memorized from novel images (AUC table)")
+    p.add_argument("--detector", "--detectors", dest="detectors", default="all", help="NAME[:k=v][,NAME...] or all (default: all)")
+    p.add_argument("--model", "--models", dest="models", default="teacher", help="model(s) whose training set and samples are used (default: teacher)")
+    p.add_argument("--tasks", default="copies-noise,copies-shift,generated", help="comma-separated: copies-noise, copies-shift, generated")
+    p.add_argument("--n-samples", type=int, default=1000, help="generated samples (task 'generated')")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise", type=float, default=0.1, help="std of the Gaussian perturbation (task copies-noise)")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--cache-dir", default=None)
+    _add_common(p)
+
     p = sub.add_parser("train", help="train a registered teacher from its registry entry")
     p.add_argument("--model", required=True, help="registry name of the teacher (its [train] section is the config)")
     p.add_argument("--out", default=None, help="checkpoint folder (default: the entry's checkpoint path)")
@@ -170,12 +182,25 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     df, outputs = detect(args.samples, args.train, args.detectors, device=args.device, progress=not args.quiet)
     view = df.copy()
-    view["memorized (95% CI)"] = [f"{f:.3f} [{lo:.3f}, {hi:.3f}]" for f, lo, hi in zip(df.memorized, df.ci_low, df.ci_high)]
+    view["memorized (95% CI)"] = [f"{f:.3f} [{lo:.3f}, {hi:.3f}]" if st == "ok" else f"unavailable: {note}"
+                                  for f, lo, hi, st, note in zip(df.memorized, df.ci_low, df.ci_high, df.status, df.note)]
     print(view[["detector", "train_data", "n_samples", "memorized (95% CI)", "n_flagged"]].to_markdown(index=False))
     if args.per_sample:
         frames = [pd.DataFrame({"detector": name, "sample": range(len(o.scores)), "score": o.scores,
                                 "flag": o.flags, "nearest_train_index": o.nearest}) for name, o in outputs.items()]
         atomic_write_text(args.per_sample, pd.concat(frames).to_csv(index=False))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .validate import format_table, validate
+
+    t0 = time.time()
+    df = validate(models=args.models, detectors=args.detectors, tasks=args.tasks, n_samples=args.n_samples,
+                  seed=args.seed, noise=args.noise, device=args.device, results_dir=args.results_dir,
+                  cache_dir=args.cache_dir, progress=not args.quiet)
+    print(format_table(df).to_markdown(index=False))
+    print(f"\nvalidation: {os.path.join(args.results_dir, 'validation.csv')} (.md); {time.time() - t0:.1f}s")
     return 0
 
 
@@ -270,7 +295,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "detect": cmd_detect, "train": cmd_train, "distill": cmd_distill,
             "quality": cmd_quality, "train-classifier": cmd_train_classifier,
-            "report": cmd_report, "check": cmd_check, "baseline": cmd_baseline}
+            "report": cmd_report, "check": cmd_check, "baseline": cmd_baseline, "validate": cmd_validate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -196,12 +196,22 @@ def detect(samples: str | Path | np.ndarray, train: str, detectors: str | Sequen
     train_ds = load_dataset(train)
     ctx = DetectorContext(device=resolve_device(device), progress=progress)
     rows, outputs = [], {}
-    for det in (make_detector(d) for d in _expand(detectors, names("detectors"))):
-        out = det.detect(np.asarray(images), train_ds, ctx)
+    det_names = _expand(detectors, names("detectors"))
+    all_detectors = det_names == names("detectors")
+    for det in [make_detector(d) for d in det_names]:
         name = getattr(det, "display_name", det.registry_name)
+        try:
+            out = det.detect(np.asarray(images), train_ds, ctx)
+        except UnavailableError as exc:
+            if not all_detectors:
+                raise
+            # As in `run`: under "all", a detector that cannot run here is a row, not the end.
+            rows.append({"detector": name, "train_data": train_ds.spec, "n_samples": len(images),
+                         "status": "unavailable", "note": str(exc)})
+            continue
         outputs[name] = out
         agg = aggregate(out)
         rows.append({"detector": name, "train_data": train_ds.spec, "n_samples": len(images),
                      "memorized": agg["fraction"], "ci_low": agg["ci_low"], "ci_high": agg["ci_high"],
-                     "n_flagged": agg["n_flagged"], "score_median": agg["score_median"]})
+                     "n_flagged": agg["n_flagged"], "score_median": agg["score_median"], "status": "ok", "note": ""})
     return pd.DataFrame(rows), outputs

@@ -38,7 +38,9 @@ def build(results_dir: str | Path, extra_records: list[dict] | None = None,
             "train_data": m["dataset"], "detector": d["name"], "n_samples": rec["n_samples"],
             "seed": rec["seed"], "memorized": agg["fraction"], "ci_low": agg["ci_low"],
             "ci_high": agg["ci_high"], "n_flagged": agg["n_flagged"], "score_median": agg["score_median"],
-            "status": rec.get("status", "ok"), "note": rec.get("reason", ""),
+            "status": rec.get("status", "ok"),
+            # unavailable: the reason; ok: what the detector converted (e.g. gray -> RGB for an embedder)
+            "note": rec.get("reason") or (rec.get("info") or {}).get("note", ""),
             "sample_key": rec.get("sample_key"),
             "checkpoint": m.get("checkpoint_hash") or "",
         })
@@ -55,6 +57,7 @@ def format_table(df: pd.DataFrame) -> pd.DataFrame:
         for f, lo, hi, st, note in zip(df["memorized"], df["ci_low"], df["ci_high"], df["status"], df["note"])
     ]
     out["median score"] = df["score_median"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    out["note"] = [n if st == "ok" and isinstance(n, str) else "" for st, n in zip(df["status"], df["note"])]
     from .quality.board import display_columns
 
     for name, values in display_columns(df).items():  # quality beside memorization

@@ -34,13 +34,25 @@ ENTRY_KINDS = ("models", "datasets", "detectors")  # kinds that may have declara
 BUILTINS: dict[str, dict[str, str]] = {
     "detectors": {
         "l2ratio": "membench.detectors.l2ratio:L2Ratio",
+        # issue 4: detectors beyond pixels
+        "carlini": "membench.detectors.carlini:CalibratedL2",
+        "embedsim": "membench.detectors.embedsim:EmbeddingSimilarity",
+        "sscd": "membench.detectors.embedsim:SSCDSimilarity",
+        "clip": "membench.detectors.embedsim:ClipSimilarity",
+        "digits-sim": "membench.detectors.embedsim:DigitsSimilarity",
+        "sharpness": "membench.detectors.sharpness:Sharpness",
     },
     "distillers": {
         "cd": "membench.distillers.cd:ConsistencyDistillation",
         "ct": "membench.distillers.ct:ConsistencyTraining",
         "pd": "membench.distillers.pd:ProgressiveDistillation",
     },
-    "embedders": {},
+    "embedders": {
+        "pixels": "membench.embedders.pixels:PixelEmbedder",
+        "sscd": "membench.embedders.sscd:SSCDEmbedder",
+        "clip": "membench.embedders.clip:ClipEmbedder",
+        "digits": "membench.embedders.digits:DigitsEmbedder",
+    },
     "samplers": {
         "heun": "membench.sampling.karras:HeunSampler",
         "euler": "membench.sampling.karras:EulerSampler",

@@ -1,0 +1,123 @@
+"""Embedding similarity: max cosine similarity of each sample to the training set in an embedder's space.
+
+score = max_i cos(e(x), e(a_i)) over training images a_i (faiss inner product on
+L2-normalized vectors), matched index = the argmax, flagged when score > ``threshold``.
+Somepalli et al. 2023 use SSCD descriptors with threshold 0.5 and also report the 95th
+percentile of the score (recorded in ``info``).
+
+Built-in configurations: ``sscd`` (threshold 0.5, Somepalli et al. 2023), ``clip``
+(open_clip; no canonical copy threshold exists, so the default is a parameter to be
+calibrated with ``membench validate``), ``digits-sim`` (the project's digits embedder) and
+``embedsim`` (any registered embedder by name; default: centred raw pixels, a baseline).
+Training-set embeddings are cached per (dataset, embedder) (``membench.embedders.cache``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..data import Dataset
+from ..embedders.base import Embedder, make_embedder
+from ..errors import MembenchError
+from ..knn import knn_cosine
+from ..registry import register
+from .base import Detector, DetectorContext, DetectorOutput, check_compatible
+
+
+@dataclass
+class _SimilarityBase(Detector):
+    threshold: float = 0.5
+
+    score_name = "max_cosine"
+    higher_is_memorized = True
+
+    def make_embedder(self) -> Embedder:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        # Part of every result key: new embedder weights must not reuse old results.
+        from ..errors import UnavailableError
+
+        cfg = super().config()
+        try:
+            cfg["embedder_id"] = self.make_embedder().cache_key()
+        except UnavailableError:
+            cfg["embedder_id"] = "unavailable"
+        return cfg
+
+    def check(self) -> None:
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
+                or not -1.0 <= float(self.threshold) < 1.0:
+            raise MembenchError(f"{self.registry_name}: threshold must be a cosine similarity in [-1, 1), "
+                                f"got {self.threshold!r}")
+        self.make_embedder()  # validates the embedder's options now, before any work
+
+    def detect(self, samples: np.ndarray, train: Dataset, ctx: DetectorContext) -> DetectorOutput:
+        from ..embedders.cache import training_embeddings
+
+        check_compatible(samples, train)
+        emb = self.make_embedder()
+        how = emb.describe(tuple(samples.shape[1:]))
+        ref, cached = training_embeddings(emb, train, ctx.cache_dir, ctx.device)
+        query = emb.embed(samples, ctx.device)
+        if query.shape[1] != ref.shape[1]:
+            raise MembenchError(f"{self.registry_name}: sample and training embeddings differ in size "
+                                f"({query.shape[1]} vs {ref.shape[1]})")
+        sim, idx = knn_cosine(query, ref, k=1)
+        score = sim[:, 0].astype(np.float64)
+        conversions = [p for p in how.split("; ") if p.startswith(("gray", "RGB", "upsampled", "downsampled"))]
+        info: dict[str, Any] = {**emb.info(), "preprocessing": how, "similarity": "cosine (faiss inner product)",
+                                "p95": float(np.quantile(score, 0.95)), "train_embeddings_cached": cached}
+        if conversions:
+            info["note"] = f"{emb.registry_name}: " + "; ".join(conversions)
+        return DetectorOutput(scores=score, flags=score > self.threshold, nearest=idx[:, 0], info=info)
+
+
+@register("detectors", "embedsim")
+@dataclass
+class EmbeddingSimilarity(_SimilarityBase):
+    """Any registered embedder: ``embedsim:embedder=NAME``; options in ``embedder_options`` (TOML entries)."""
+
+    embedder: str = "pixels"
+    embedder_options: dict[str, Any] = field(default_factory=dict)
+    threshold: float = 0.9
+
+    def make_embedder(self) -> Embedder:
+        if not isinstance(self.embedder_options, dict):
+            raise MembenchError("embedsim: embedder_options must be a table of options")
+        return make_embedder(str(self.embedder), **self.embedder_options)
+
+
+@register("detectors", "sscd")
+@dataclass
+class SSCDSimilarity(_SimilarityBase):
+    threshold: float = 0.5  # Somepalli et al. 2023
+    checkpoint: str = "sscd_disc_mixup"
+    weights: str = ""
+    size: int = 320
+
+    def make_embedder(self) -> Embedder:
+        return make_embedder("sscd", checkpoint=self.checkpoint, weights=self.weights, size=self.size)
+
+
+@register("detectors", "clip")
+@dataclass
+class ClipSimilarity(_SimilarityBase):
+    threshold: float = 0.95  # no canonical value: calibrate with `membench validate`
+    arch: str = "ViT-B-32"
+    pretrained: str = "laion2b_s34b_b79k"
+
+    def make_embedder(self) -> Embedder:
+        return make_embedder("clip", arch=self.arch, pretrained=self.pretrained)
+
+
+@register("detectors", "digits-sim")
+@dataclass
+class DigitsSimilarity(_SimilarityBase):
+    threshold: float = 0.99
+    weights: str = "models/digits-embedder"
+
+    def make_embedder(self) -> Embedder:
+        return make_embedder("digits", weights=self.weights)

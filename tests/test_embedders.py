@@ -1,0 +1,153 @@
+"""Embedders: the real SSCD and CLIP code paths on small random models the tests build, the committed
+digits embedder, explicit conversions, and the training-set embedding cache."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from membench.data import load_dataset
+from membench.embedders import make_embedder
+from membench.embedders import preprocess as pp
+from membench.errors import MembenchError, UnavailableError, UnknownNameError
+
+
+from embedder_fixtures import tiny_clip, tiny_torchscript  # noqa: F401  (fixtures)
+
+
+def test_channel_conversions_explicit():
+    x = torch.rand(2, 1, 4, 4) * 2 - 1
+    rgb = pp.to_channels(x, 3, "t")
+    assert rgb.shape == (2, 3, 4, 4) and torch.equal(rgb[:, 0], rgb[:, 2])
+    col = torch.rand(2, 3, 4, 4)
+    gray = pp.to_channels(col, 1, "t")
+    manual = 0.299 * col[:, 0] + 0.587 * col[:, 1] + 0.114 * col[:, 2]
+    torch.testing.assert_close(gray[:, 0], manual)
+    with pytest.raises(MembenchError, match="1 .gray. or 3 .RGB. channels, got 4"):
+        pp.to_channels(torch.zeros(1, 4, 4, 4), 3, "t")
+    assert pp.describe_channels(1, 3) == "gray replicated to RGB"
+    assert "upsampled 8x8 -> short side 320" in pp.describe_resize(8, 8, 320)
+    assert pp.resize_square(torch.zeros(1, 3, 10, 20), 8).shape == (1, 3, 8, 8)  # short side + centre crop
+
+
+def test_unknown_embedder_and_option():
+    with pytest.raises(UnknownNameError, match="did you mean sscd"):
+        make_embedder("sscdd")
+    with pytest.raises(MembenchError, match="unknown option"):
+        make_embedder("pixels:bogus=1")
+    with pytest.raises(MembenchError, match="unknown checkpoint"):
+        make_embedder("sscd:checkpoint=nope")
+
+
+def test_sscd_real_code_path_on_tiny_torchscript(tiny_torchscript):
+    ds = load_dataset("digits:n=16")
+    emb = make_embedder("sscd", weights=str(tiny_torchscript), size=64)
+    vecs = emb.embed(ds.images[:5])
+    # independent preprocessing: replicate gray, bilinear to 64x64, [0, 1], ImageNet mean/std
+    x = torch.from_numpy(np.repeat(ds.images[:5], 3, axis=1))
+    x = nn.functional.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
+    x = ((x + 1) / 2 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    expected = torch.jit.load(str(tiny_torchscript))(x).detach().numpy()
+    np.testing.assert_allclose(vecs, expected, rtol=1e-5, atol=1e-6)
+    assert emb.describe((1, 8, 8)).startswith("gray replicated to RGB; upsampled 8x8")
+    assert len(emb.weights_id()) == 64
+
+
+def test_sscd_missing_and_corrupt_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMBENCH_CACHE", str(tmp_path / "cache"))
+    emb = make_embedder("sscd")
+    with pytest.raises(UnavailableError) as exc:
+        emb.embed(np.zeros((1, 1, 8, 8), np.float32))
+    msg = str(exc.value)
+    assert "sscd_disc_mixup.torchscript.pt" in msg and "dl.fbaipublicfiles.com" in msg and "\n" not in msg
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a torchscript file")
+    with pytest.raises(MembenchError, match="not a loadable TorchScript") as exc:
+        make_embedder("sscd", weights=str(bad)).embed(np.zeros((1, 1, 8, 8), np.float32))
+    assert not isinstance(exc.value, UnavailableError)
+
+
+def test_clip_real_code_path_on_tiny_open_clip(tiny_clip):
+    cfg, weights, model = tiny_clip
+    ds = load_dataset("digits:n=16")
+    emb = make_embedder("clip", arch=str(cfg), pretrained=str(weights))
+    vecs = emb.embed(ds.images[:6])
+    assert vecs.shape == (6, 32)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
+    x = torch.from_numpy(np.repeat(ds.images[:6], 3, axis=1))
+    x = nn.functional.interpolate(x, size=(32, 32), mode="bicubic", align_corners=False)
+    mean = torch.tensor(model.visual.preprocess_cfg["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(model.visual.preprocess_cfg["std"]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = model.encode_image((((x + 1) / 2).clamp(0, 1) - mean) / std, normalize=True).numpy()
+    np.testing.assert_allclose(vecs, expected, rtol=1e-4, atol=1e-5)  # the weights file was really loaded
+    assert "upsampled 8x8 -> short side 32 (bicubic)" in emb.describe((1, 8, 8))
+
+
+def test_clip_bad_inputs(tiny_clip, tmp_path):
+    cfg, weights, _ = tiny_clip
+    with pytest.raises(MembenchError, match="unknown open_clip architecture"):
+        make_embedder("clip", arch="ViT-B-33").embed(np.zeros((1, 1, 8, 8), np.float32))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(MembenchError, match="cannot load weights"):
+        make_embedder("clip", arch=str(cfg), pretrained=str(bad)).embed(np.zeros((1, 1, 8, 8), np.float32))
+    with pytest.raises(UnavailableError, match="not found"):
+        make_embedder("clip", arch=str(cfg), pretrained=str(tmp_path / "none.safetensors")).embed(
+            np.zeros((1, 1, 8, 8), np.float32))
+    # a hub tag that is not cached, offline (HF_HUB_OFFLINE=1 in conftest): unavailable, with the way out
+    with pytest.raises(UnavailableError, match="pretrained=/path"):
+        make_embedder("clip").embed(np.zeros((1, 1, 8, 8), np.float32))
+    with pytest.raises(MembenchError, match="1 .gray. or 3 .RGB. channels"):
+        make_embedder("clip", arch=str(cfg), pretrained=str(weights)).embed(np.zeros((1, 2, 8, 8), np.float32))
+
+
+def test_digits_embedder_committed_weights():
+    import hashlib
+    from pathlib import Path
+
+    from membench.embedders.digits import resolve_dir
+
+    folder = resolve_dir("models/digits-embedder")
+    sha = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    assert sha in (folder / "README.md").read_text()  # the model card names these exact weights
+    ds = load_dataset("digits:n=64")
+    emb = make_embedder("digits")
+    vecs = emb.embed(ds.images)
+    assert vecs.shape == (64, 128)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
+    # RGB and 16x16 inputs are converted, and say so
+    rgb16 = np.repeat(np.kron(ds.images[:4], np.ones((1, 1, 2, 2), np.float32)), 3, axis=1)
+    assert emb.describe(rgb16.shape[1:]) == "RGB converted to gray (BT.601 luma); downsampled (antialiased) 16x16 -> short side 8 (bilinear)"
+    assert emb.embed(rgb16).shape == (4, 128)
+    assert Path(folder / "config.json").is_file()
+
+
+def test_digits_embedder_missing_and_corrupt(tmp_path):
+    with pytest.raises(UnavailableError, match="train_digits"):
+        make_embedder("digits", weights=str(tmp_path)).embed(np.zeros((1, 1, 8, 8), np.float32))
+    import shutil
+
+    from membench.embedders.digits import resolve_dir
+
+    shutil.copytree(resolve_dir("models/digits-embedder"), tmp_path / "e")
+    (tmp_path / "e" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(MembenchError, match="cannot load"):
+        make_embedder("digits", weights=str(tmp_path / "e")).embed(np.zeros((1, 1, 8, 8), np.float32))
+
+
+def test_training_embeddings_cached(tmp_path):
+    from membench.embedders.cache import cache_path, training_embeddings
+
+    ds = load_dataset("digits:n=32")
+    emb = make_embedder("pixels")
+    first, cached = training_embeddings(emb, ds, tmp_path)
+    assert not cached
+    path = cache_path(tmp_path, ds, emb)
+    assert path.is_file() and not list(path.parent.glob("*.tmp"))
+    again, cached = training_embeddings(emb, ds, tmp_path)
+    assert cached and np.array_equal(first, again)
+    other, cached = training_embeddings(make_embedder("pixels:center=false"), ds, tmp_path)
+    assert not cached and not np.array_equal(first, other)  # another configuration, another entry
+    path.write_bytes(b"corrupt")
+    fixed, cached = training_embeddings(emb, ds, tmp_path)
+    assert not cached and np.array_equal(fixed, first)
