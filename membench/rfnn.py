@@ -141,8 +141,11 @@ def gd_weights(prob: LevelProblem, steps: float, lr_scale: float = 1.0) -> np.nd
     eta = prob.lr(lr_scale)
     a = np.clip(2 * eta * prob.sigma**2 * prob.lam, 0.0, 1.0)  # <= 1: rounding must not make log1p(-a) NaN
     # (1 - (1 - a)^t) / lambda without cancellation; the lambda -> 0 limit is 2 eta sigma^2 t.
+    if steps <= 0:
+        return np.zeros_like(prob.C)
     with np.errstate(divide="ignore", invalid="ignore"):
-        g = -np.expm1(steps * np.log1p(-a)) / np.where(prob.lam > 0, prob.lam, 1.0)
+        learned = np.where(a >= 1.0, 1.0, -np.expm1(steps * np.log1p(-np.minimum(a, 1.0 - 1e-16))))
+        g = learned / np.where(prob.lam > 0, prob.lam, 1.0)
     g = np.where(prob.lam > 1e-300, g, 2 * eta * prob.sigma**2 * steps)
     Ct = prob.C @ prob.V  # (d, p)
     return -(Ct * g / prob.sigma) @ prob.V.T
@@ -203,6 +206,19 @@ def heun_teacher(rf: RandomFeatures, A: np.ndarray, z: np.ndarray) -> np.ndarray
         d2 = (xe - rf.apply(A, xe, k - 1)) / s2
         x = x + (s2 - s) * 0.5 * (d1 + d2)
     return rf.apply(A, x, 0)
+
+
+def euler_teacher(rf: RandomFeatures, A: np.ndarray, z: np.ndarray, steps: int) -> np.ndarray:
+    """The teacher at ``steps`` network evaluations: Euler on the levels a ``steps``-step consistency
+    sampler visits, the last step to sigma = 0 (the NFE-matched control of a student)."""
+    L = len(rf.sigmas)
+    ks = [L - 1 - round(j * (L - 1) / steps) for j in range(steps)]
+    x = rf.sigmas[-1] * z
+    for j, k in enumerate(ks):
+        s = rf.sigmas[k]
+        s_next = rf.sigmas[ks[j + 1]] if j + 1 < len(ks) else 0.0
+        x = x + (s_next - s) * (x - rf.apply(A, x, k)) / s
+    return x
 
 
 def teacher_step(rf: RandomFeatures, A: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -27,13 +29,16 @@ from .measure import Evaluator
 from .pipeline import distill, image_rows, nfe_control, progress_note, sample, with_steps
 from .plots import example_grid, study_figures
 
+if TYPE_CHECKING:
+    from ..models import ModelSpec
+
 
 @register("studies", "distill-length")
 @dataclass
 class DistillLengthStudy(Study):
     """Student memorization, agreement with the teacher and quality against distillation length."""
 
-    teacher: str = "teacher"  # a registered EDM teacher
+    teacher: str = "teacher"  # a registered EDM teacher, or a checkpoint folder (its membench.json names the data)
     method: str = "cd"  # distiller spec; its iterations are set to max(lengths)
     lengths: tuple = (0, 100, 250, 500, 1000, 2000, 4000)
     sample_steps: tuple = (1, 2, 4)
@@ -56,14 +61,13 @@ class DistillLengthStudy(Study):
     def run(self, out: Path, ctx: StudyContext) -> dict[str, pd.DataFrame]:
         from ..checkpoint import checkpoint_hash, load_denoiser
         from ..data import load_dataset
-        from ..models import resolve_model
 
         started = time.time()
         note = progress_note(ctx.progress)
-        spec = resolve_model(self.teacher)
-        if spec.role != "teacher":
-            raise MembenchError(f"distill-length: {self.teacher!r} is a {spec.role}, not a teacher")
+        spec = self._teacher_spec()
         teacher, meta = load_denoiser(spec.checkpoint, ctx.device)
+        if meta.get("edm", {}).get("boundary"):
+            raise MembenchError(f"distill-length: {spec.checkpoint} is a consistency model, not an EDM teacher")
         data = load_dataset(spec.dataset)
         shape = data.shape
         ev = Evaluator(data, self.detectors, ctx.device, self.quality)
@@ -106,6 +110,22 @@ class DistillLengthStudy(Study):
             "dataset": data.spec, "distill_record": record, "distill_seconds": round(distill_seconds, 1),
             "detectors_skipped": ev.skipped, "quality_note": ev.quality_note})
         return {"distill_length": table}
+
+
+    def _teacher_spec(self) -> "ModelSpec":
+        from ..checkpoint import read_meta
+        from ..models import ModelSpec, resolve_model
+
+        if Path(self.teacher).is_dir():  # a checkpoint folder, e.g. the training-time study's teacher
+            meta = read_meta(self.teacher)
+            if "dataset" not in meta:
+                raise MembenchError(f"{self.teacher}: membench.json names no dataset")
+            return ModelSpec(name=Path(self.teacher).name, role="teacher", checkpoint=str(self.teacher),
+                             sampler="heun:steps=18", dataset=meta["dataset"])
+        spec = resolve_model(self.teacher)
+        if spec.role != "teacher":
+            raise MembenchError(f"distill-length: {self.teacher!r} is a {spec.role}, not a teacher")
+        return spec
 
 
 def _nfe(sampler: str) -> int:

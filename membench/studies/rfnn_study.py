@@ -47,11 +47,11 @@ class RFNNStudy(Study):
     analyze_sigma: float = 0.5  # the level whose spectrum and losses are plotted (nearest on the grid)
     teacher_steps: float = 1e8  # gradient-descent steps of the long-trained (memorizing) teacher
     time_points: int = 17  # points of the training-time curve, log-spaced from 1 to teacher_steps
-    cd_iterations: int = 2000
+    cd_iterations: int = 3000
     cd_batch: int = 256
     cd_lr: float = 0.5
     cd_mu: float = 0.0
-    cd_snapshots: tuple = (0, 10, 30, 100, 300, 1000, 2000)
+    cd_snapshots: tuple = (0, 10, 100, 300, 1000, 3000)
     sample_steps: tuple = (1, 2, 4)
     sizes: tuple = (4, 8, 16, 32, 64)  # numbers of training points for the onset-vs-n curve (empty: skip)
     n_samples: int = 1000
@@ -59,8 +59,8 @@ class RFNNStudy(Study):
     seed: int = 0
 
     description = "random-feature score model: Gram spectrum, memorization vs GD time and n, CD student's weights"
-    QUICK = {"d": 8, "n": 8, "p": 64, "noise_draws": 16, "levels": 5, "time_points": 5, "cd_iterations": 20,
-             "cd_batch": 32, "cd_snapshots": (0, 10, 20), "sizes": (4, 8), "teacher_steps": 1e6, "n_samples": 64, "sample_steps": (1, 2)}
+    QUICK = {"d": 4, "n": 6, "p": 32, "noise_draws": 8, "levels": 4, "time_points": 4, "cd_iterations": 20,
+             "cd_batch": 16, "cd_snapshots": (0, 10, 20), "sizes": (4,), "teacher_steps": 1e6, "n_samples": 64, "sample_steps": (1, 2)}
 
     def check(self) -> None:
         if self.data not in ("gaussian", "digits"):
@@ -141,6 +141,18 @@ class RFNNStudy(Study):
                  "nearest_agreement": 1.0, "agree_ci_low": np.nan, "agree_ci_high": np.nan,
                  "median_dist_to_teacher_sample": 0.0, "update_energy_frac_small": np.nan,
                  **rfnn.weight_split(A[k_star], probs[k_star], splits[k_star])}]
+        for steps in self.sample_steps:
+            c_x = rfnn.euler_teacher(rf, A, z, int(steps))
+            c_mem = rfnn.memorization(c_x, data.train, self.threshold)
+            same = int(np.sum(c_mem["nearest"] == t_mem["nearest"]))
+            lo, hi = wilson_interval(same, self.n_samples)
+            rows.append({"model": "control", "cd_iterations": np.nan, "steps": int(steps), "sampler": "euler",
+                         **{k: v for k, v in c_mem.items() if k not in ("nearest", "flags")},
+                         "fd_population": rfnn.frechet_distance(c_x, data.test), "cd_loss": np.nan,
+                         "nearest_agreement": same / self.n_samples, "agree_ci_low": lo, "agree_ci_high": hi,
+                         "median_dist_to_teacher_sample": float(np.median(np.linalg.norm(c_x - t_x, axis=1))),
+                         "update_energy_frac_small": np.nan,
+                         **rfnn.weight_split(A[k_star], probs[k_star], splits[k_star])})
         for it, B in sorted(cd.snapshots.items()):
             upd = rfnn.weight_split(B[k_star] - A[k_star], probs[k_star], splits[k_star])["energy_frac_small"]
             loss = float(np.mean(cd.losses[max(0, it - 10):it])) if it else np.nan
@@ -239,6 +251,9 @@ class RFNNStudy(Study):
                                                            g.agree_ci_high - g.nearest_agreement], marker="o",
                              capsize=2, label=f"{steps} step(s)")
         axes[0].axhline(teacher.memorized, color="k", ls="--", label="teacher (Heun)")
+        for _, c in dd[dd.model == "control"].iterrows():
+            axes[0].axhline(c.memorized, ls=":", lw=1, color=f"C{int(c.steps) % 10}",
+                            label=f"teacher, Euler {int(c.steps)} step(s)")
         g1 = st[st.steps == st.steps.min()]
         axes[2].plot(g1.cd_iterations + 1, g1.energy_frac_small, "o-", label="student weights")
         axes[2].plot(g1.cd_iterations + 1, g1.update_energy_frac_small, "s-", label="student - teacher (CD update)")

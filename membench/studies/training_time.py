@@ -35,6 +35,7 @@ class TrainingTimeStudy(Study):
     n_samples: int = 1000
     seed: int = 0
     quality: bool = True
+    save_teacher: bool = False  # also write the final teacher as a checkpoint folder <out>/teacher
 
     description = "teacher and CD-student memorization/quality at checkpoints along the teacher's training"
     QUICK = {"dataset": "digits:n=16", "steps": 4, "checkpoints": (2, 4), "distill_checkpoints": (4,),
@@ -67,8 +68,25 @@ class TrainingTimeStudy(Study):
                                         distil=step in set(self.distill_checkpoints))
         table = pd.DataFrame(rows)
         out.mkdir(parents=True, exist_ok=True)
+        if self.save_teacher:
+            self._save(out / "teacher", snaps[self.steps], data, record)
         write_table(out, "training_time", table)
         study_figures(out, table, x="train_steps", xlabel="teacher training steps", title=f"teacher on {data.spec}")
         write_record(out, self, ctx, started, {"dataset": data.spec, "teacher_training": record,
                                                "detectors_skipped": ev.skipped, "quality_note": ev.quality_note})
         return {"training_time": table}
+
+    def _save(self, target: Path, model: object, data: object, record: dict) -> None:
+        """The final teacher as a membench checkpoint (usable as ``distill-length --set teacher=<path>``)."""
+        from ..atomic import atomic_write_text
+        from ..checkpoint import WEIGHTS, file_sha256, save_denoiser
+        from ..modelcard import render
+
+        c = model.unet.config
+        meta = {"role": "teacher", "name": "training-time-teacher", "dataset": data.spec, "training": record,
+                "image_shape": [c.in_channels, c.sample_size, c.sample_size]}
+        save_denoiser(model, target, meta, force=True)
+        card = render("training-time-teacher", "EDM teacher (the training-time study's final checkpoint)",
+                      "membench study training-time --set save_teacher=true ...", record,
+                      file_sha256(target / WEIGHTS), None)
+        atomic_write_text(target / "README.md", card)
