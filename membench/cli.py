@@ -9,7 +9,7 @@ from typing import Sequence
 
 from .errors import MembenchError
 
-LIST_KINDS = ("models", "detectors", "distillers", "embedders", "samplers", "datasets")
+LIST_KINDS = ("models", "detectors", "distillers", "embedders", "samplers", "datasets", "studies")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -122,7 +122,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default="results")
     p.add_argument("--cache-dir", default=None)
     _add_common(p)
+    # issue 7: scientific studies (membench/studies); `sweep` and `rfnn` are shorthands
+    p = sub.add_parser("study", help="run a scientific study (membench list studies) and write its tables and figures")
+    p.add_argument("name", help="study name: distill-length, training-time, sweep, rfnn")
+    _add_study_args(p)
+    for alias in ("sweep", "rfnn"):
+        p = sub.add_parser(alias, help=f"same as `membench study {alias}`")
+        _add_study_args(p)
     return parser
+
+
+def _add_study_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a study option (lists: comma-separated), e.g. --set sizes=16,64,256")
+    p.add_argument("--quick", action="store_true", help="the seconds-scale configuration (smoke test, not science)")
+    p.add_argument("--out", default=None, help="output folder (default: benchmarks/<study>, or results/study-<name>-quick)")
+    _add_common(p)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -144,12 +159,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name in names("datasets"):
             print(name)
         return 0
-    if args.kind == "distillers":
+    if args.kind in ("distillers", "studies"):
         from .registry import get_class
 
-        for name in names("distillers"):
+        for name in names(args.kind):
             try:
-                print(f"{name:12s} {getattr(get_class('distillers', name), 'description', '')}")
+                print(f"{name:14s} {getattr(get_class(args.kind, name), 'description', '')}")
             except MembenchError as exc:
                 print(f"{name:12s} BROKEN: {exc}")
         return 0
@@ -290,12 +305,22 @@ def cmd_baseline(args: argparse.Namespace) -> int:
                           seed=args.seed, results_dir=args.results_dir, cache_dir=args.cache_dir, device=args.device,
                           progress=not args.quiet, command=command)
     print(f"wrote {args.out} ({len(data['rows'])} rows)")
+def cmd_study(args: argparse.Namespace) -> int:
+    from .studies.run import run_study
+
+    name = getattr(args, "name", None) or args.command
+    out, tables = run_study(name, args.set, quick=args.quick, out=args.out, device=args.device,
+                            progress=not args.quiet, command="membench " + " ".join(sys.argv[1:]))
+    for table, df in tables.items():
+        print(f"{table}: {len(df)} rows")
+    print(f"wrote {out}")
     return 0
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "detect": cmd_detect, "train": cmd_train, "distill": cmd_distill,
             "quality": cmd_quality, "train-classifier": cmd_train_classifier,
-            "report": cmd_report, "check": cmd_check, "baseline": cmd_baseline, "validate": cmd_validate}
+            "report": cmd_report, "check": cmd_check, "baseline": cmd_baseline, "validate": cmd_validate,
+            "study": cmd_study, "sweep": cmd_study, "rfnn": cmd_study}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,7 +27,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-CODE_KINDS = ("detectors", "distillers", "embedders", "samplers")
+CODE_KINDS = ("detectors", "distillers", "embedders", "samplers", "studies")
 ENTRY_KINDS = ("models", "datasets", "detectors")  # kinds that may have declarative files
 
 # name -> "module:attr" of the built-in implementations (kept in sync by a test).
@@ -57,6 +57,13 @@ BUILTINS: dict[str, dict[str, str]] = {
         "heun": "membench.sampling.karras:HeunSampler",
         "euler": "membench.sampling.karras:EulerSampler",
         "consistency": "membench.sampling.consistency:ConsistencySampler",
+    },
+    # issue 7: scientific studies (`membench study NAME`)
+    "studies": {
+        "rfnn": "membench.studies.rfnn_study:RFNNStudy",
+        "distill-length": "membench.studies.distill_length:DistillLengthStudy",
+        "training-time": "membench.studies.training_time:TrainingTimeStudy",
+        "sweep": "membench.studies.sweep:SweepStudy",
     },
 }
 

@@ -33,6 +33,10 @@ class DistillContext:
     progress: bool = False
     teacher_name: str = ""
     teacher_meta: dict[str, Any] = field(default_factory=dict)
+    # Distillation-length studies: on_snapshot(iteration, saved-weights model) is called at
+    # these iterations (0 = before the first step) by distillers that support it (cd).
+    snapshot_at: tuple[int, ...] = ()
+    on_snapshot: Callable[[int, EDMDenoiser], None] | None = None
 
 
 @dataclass

@@ -83,7 +83,13 @@ class ConsistencyDistillation(Distiller):
         opt = torch.optim.RAdam(student.parameters(), lr=self.lr)
         next_batch = batches(x_all, self.batch_size, gen)
 
-        def step(_: int) -> float:
+        def snapshot(k: int) -> None:
+            if ctx.on_snapshot is not None and k in ctx.snapshot_at:
+                ctx.on_snapshot(k, ema)
+
+        snapshot(0)
+
+        def step(k: int) -> float:
             x0 = next_batch()
             n = torch.randint(0, self.levels - 1, (len(x0),), generator=gen, device=device)
             t, t_prev = sig[n + 1], sig[n]  # t > t_prev: adjacent levels
@@ -98,6 +104,7 @@ class ConsistencyDistillation(Distiller):
             opt.step()
             ema_update(target, student, self.mu)
             ema_update(ema, student, self.ema)
+            snapshot(k + 1)
             return loss.item()
 
         stats = training_loop(self.iterations, step, f"cd from {ctx.teacher_name}", ctx.progress)

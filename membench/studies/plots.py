@@ -1,0 +1,110 @@
+"""Figures of the digits studies (matplotlib, Agg, imported lazily)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data import Dataset
+from .base import pyplot, write_figure
+
+
+def _series(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(label, rows) per model/steps, in a stable order."""
+    out = []
+    for (model, steps), g in df.groupby(["model", df["steps"].fillna(-1)], sort=True):
+        label = model if steps < 0 else f"{model}, {int(steps)} step(s)"
+        out.append((label, g))
+    order = {"teacher": 0, "control": 1, "student": 2}
+    return sorted(out, key=lambda t: (order.get(t[1]["model"].iloc[0], 3), t[0]))
+
+
+def _plot(ax: Any, g: pd.DataFrame, x: str, y: str, lo: str | None, hi: str | None, label: str, style: str) -> None:
+    if g[x].isna().all():  # a fixed reference (the teacher of a distillation-length study)
+        v = g[y].iloc[0]
+        ax.axhline(v, ls="--" if g["model"].iloc[0] == "teacher" else ":", lw=1.2, label=label,
+                   color="k" if g["model"].iloc[0] == "teacher" else None)
+        return
+    g = g.sort_values(x)
+    xs = g[x].to_numpy(dtype=float)
+    ys = g[y].to_numpy(dtype=float)
+    if lo and hi and lo in g and hi in g:
+        err = [np.clip(ys - g[lo].to_numpy(dtype=float), 0, None), np.clip(g[hi].to_numpy(dtype=float) - ys, 0, None)]
+        ax.errorbar(xs, ys, yerr=err, fmt=style, capsize=2, ms=4, lw=1, label=label)
+    else:
+        ax.plot(xs, ys, style, ms=4, lw=1, label=label)
+
+
+def _xscale(ax: Any, df: pd.DataFrame, x: str) -> None:
+    xs = df[x].dropna()
+    if len(xs) and xs.min() >= 0 and xs.max() > 20 * max(xs[xs > 0].min() if (xs > 0).any() else 1, 1):
+        ax.set_xscale("symlog", linthresh=max(1.0, float(xs[xs > 0].min()) if (xs > 0).any() else 1.0))
+
+
+def study_figures(out: Path, table: pd.DataFrame, x: str, xlabel: str, title: str) -> None:
+    """memorization.png (one panel per detector), pairing.png and quality.png."""
+    plt = pyplot()
+    dets = list(dict.fromkeys(table["detector"]))
+    fig, axes = plt.subplots(1, len(dets), figsize=(4.6 * len(dets), 3.6), squeeze=False)
+    for ax, det in zip(axes[0], dets):
+        sub = table[table.detector == det]
+        for label, g in _series(sub):
+            style = "s-" if g["model"].iloc[0] == "control" else ("o-" if g["model"].iloc[0] == "student" else "k^-")
+            _plot(ax, g, x, "memorized", "ci_low", "ci_high", label, style)
+        ax.set_title(f"{det}: memorized fraction (95% CI)", fontsize=9)
+        ax.set_xlabel(xlabel), ax.set_ylim(-0.02, 1.02), _xscale(ax, table, x)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    write_figure(out, "memorization", fig)
+
+    sub = table[(table.detector == dets[0]) & (table.model != "teacher")]
+    if "nearest_agreement" in sub:
+        panels = [("nearest_agreement", "agree_ci", "same nearest training image as the teacher"),
+                  ("copies_kept", "copies_kept_ci", "teacher copies: same image kept"),
+                  ("copies_flagged", "copies_flagged_ci", "teacher copies: still flagged")]
+        fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+        for ax, (col, ci, name) in zip(axes, panels):
+            for label, g in _series(sub):
+                style = "s-" if g["model"].iloc[0] == "control" else "o-"
+                _plot(ax, g, x, col, f"{ci}_low", f"{ci}_high", label, style)
+            ax.set_title(f"{name} ({dets[0]})", fontsize=9), ax.set_xlabel(xlabel), ax.set_ylim(-0.02, 1.02)
+            _xscale(ax, table, x)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"{title}: paired with the teacher's sample for the same noise", fontsize=10)
+        write_figure(out, "pairing", fig)
+
+    qcols = [c for c in ("pixel_fd_heldout", "fid_heldout", "precision_heldout", "recall_heldout")
+             if c in table and table[c].notna().any()]
+    sub = table[table.detector == dets[0]]
+    fig, axes = plt.subplots(1, len(qcols), figsize=(4.6 * len(qcols), 3.6), squeeze=False)
+    for ax, col in zip(axes[0], qcols):
+        for label, g in _series(sub):
+            style = "s-" if g["model"].iloc[0] == "control" else ("o-" if g["model"].iloc[0] == "student" else "k^-")
+            _plot(ax, g, x, col, None, None, label, style)
+        ax.set_title(col + (" (lower is better)" if "fd" in col or "fid" in col else ""), fontsize=9)
+        ax.set_xlabel(xlabel), _xscale(ax, table, x)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{title}: sample quality against the held-out digits", fontsize=10)
+    write_figure(out, "quality", fig)
+
+
+def example_grid(out: Path, name: str, sets: dict[str, np.ndarray], data: Dataset, n: int = 10) -> None:
+    """Rows: the teacher's nearest training image, then each image set; columns: the first noises."""
+    from ..knn import knn_l2
+
+    plt = pyplot()
+    first = next(iter(sets.values()))[:n]
+    _, idx = knn_l2(first, data.images, k=1)
+    rows = [("train NN of " + next(iter(sets)), data.images[idx[:, 0]])] + [(k, v[:n]) for k, v in sets.items()]
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.8, len(rows) * 0.85))
+    for r, (label, imgs) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r][c]
+            ax.imshow(imgs[c, 0], cmap="gray", vmin=-1, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+    fig.suptitle("same noise per column", fontsize=8)
+    write_figure(out, name, fig)

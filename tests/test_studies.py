@@ -1,0 +1,107 @@
+"""The digits studies: paired measurements against hand-made answers, the CD snapshot hook, and
+each study end to end on tiny models (``--quick``)."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from membench.cli import main
+from membench.detectors.base import DetectorOutput
+from membench.studies.measure import paired_columns, paired_difference
+
+
+def _out(flags, nearest):
+    flags = np.asarray(flags, dtype=bool)
+    return DetectorOutput(scores=np.where(flags, 0.1, 0.9), flags=flags, nearest=np.asarray(nearest))
+
+
+def test_paired_columns_known_answer():
+    teacher = _out([1, 1, 1, 1, 0, 0, 0, 0], [0, 1, 2, 3, 4, 5, 6, 7])
+    # same image for noises 0-2 and 4; flagged only on 0 and 5
+    student = _out([1, 0, 0, 0, 0, 1, 0, 0], [0, 1, 2, 9, 4, 8, 8, 8])
+    imgs_t = np.zeros((8, 1, 2, 2), dtype=np.float32)
+    imgs_s = imgs_t + np.arange(8, dtype=np.float32)[:, None, None, None]  # ||s - t|| = 2 i
+    row = paired_columns(student, teacher, imgs_s, imgs_t)
+    assert row["nearest_agreement"] == 4 / 8
+    assert row["teacher_copies"] == 4
+    assert row["copies_kept"] == 3 / 4 and row["copies_flagged"] == 1 / 4
+    assert row["diff_vs_teacher"] == pytest.approx(2 / 8 - 4 / 8)
+    assert row["diff_ci_low"] <= row["diff_vs_teacher"] <= row["diff_ci_high"]
+    assert row["median_l2_to_teacher_sample"] == pytest.approx(np.median(2 * np.arange(8)))
+
+
+def test_paired_difference_respects_pairing():
+    a = np.array([True] * 30 + [False] * 70)
+    d, lo, hi, _ = paired_difference(a, a.copy())
+    assert (d, lo, hi) == (0.0, 0.0, 0.0)  # identical outcomes: no uncertainty about the difference
+    b = a.copy()
+    b[:10] = False
+    d, lo, hi, method = paired_difference(a, b)
+    assert d == pytest.approx(0.1) and lo > 0 and lo <= d <= hi and method
+
+
+def test_cd_snapshots_start_at_the_teacher_and_end_at_the_student(tiny_teacher):
+    from membench.checkpoint import load_denoiser
+    from membench.data import load_dataset
+    from membench.studies.pipeline import distill
+
+    teacher, _ = load_denoiser(tiny_teacher)
+    student, sampler, snaps, record = distill(teacher, load_dataset("digits:n=16"), "cd:batch_size=8", "cpu", False,
+                                              snapshot_at=(0, 2, 3), iterations=3)
+    assert sorted(snaps) == [0, 2, 3] and sampler.startswith("consistency")
+    for p0, pt in zip(snaps[0].parameters(), teacher.parameters()):
+        assert torch.equal(p0, pt)  # length 0: the teacher's weights (boundary scaling only)
+    assert snaps[0].config.boundary and not teacher.config.boundary
+    for p3, ps in zip(snaps[3].parameters(), student.parameters()):
+        assert torch.equal(p3, ps)
+    assert any(not torch.equal(a, b) for a, b in zip(snaps[2].parameters(), snaps[0].parameters()))
+
+
+def test_distill_length_quick(tiny_teacher, tmp_path):
+    out = tmp_path / "dl"
+    assert main(["study", "distill-length", "--quick", "--quiet", "--set", "teacher=tiny", "--set", "n_samples=16",
+                 "--out", str(out)]) == 0
+    t = pd.read_csv(out / "distill_length.csv")
+    assert set(t.model) == {"teacher", "control", "student"}
+    assert sorted(t[t.model == "student"].length.unique()) == [0, 2, 4]
+    st = t[t.model != "teacher"]
+    assert st.nearest_agreement.between(0, 1).all() and st.diff_ci_method.notna().all()
+    assert ((t.ci_low <= t.memorized) & (t.memorized <= t.ci_high)).all()
+    # the 1-step student before distillation and the 1-step Euler teacher are the same computation
+    # up to the boundary scaling at sigma_max (c_skip' differs from c_skip by sigma_min terms)
+    s0 = t[(t.model == "student") & (t.length == 0) & (t.steps == 1)].iloc[0]
+    c1 = t[(t.model == "control") & (t.steps == 1)].iloc[0]
+    assert s0.pixel_fd_heldout == pytest.approx(c1.pixel_fd_heldout, rel=1e-3)
+    for f in ("memorization.png", "pairing.png", "quality.png", "examples.png", "record.json"):
+        assert (out / f).is_file()
+
+
+def test_training_time_then_distill_length_on_its_teacher(tmp_path, monkeypatch):
+    out = tmp_path / "tt"
+    assert main(["study", "training-time", "--quick", "--quiet", "--set", "n_samples=12", "--set", "save_teacher=true",
+                 "--out", str(out)]) == 0
+    t = pd.read_csv(out / "training_time.csv")
+    assert sorted(t.train_steps.unique()) == [2, 4]
+    assert set(t[t.train_steps == 4].model) == {"teacher", "control", "student"}
+    assert set(t[t.train_steps == 2].model) == {"teacher", "control"}  # not in distill_checkpoints
+    assert (out / "teacher" / "membench.json").is_file()
+    dl = tmp_path / "dl"
+    assert main(["study", "distill-length", "--quick", "--quiet", "--set", f"teacher={out / 'teacher'}",
+                 "--set", "n_samples=12", "--set", "lengths=0,1", "--set", "sample_steps=1", "--out", str(dl)]) == 0
+    assert len(pd.read_csv(dl / "distill_length.csv"))
+
+
+def test_sweep_quick(tmp_path):
+    out = tmp_path / "sw"
+    assert main(["sweep", "--quick", "--quiet", "--set", "sizes=8", "--set", "n_samples=12", "--out", str(out)]) == 0
+    t = pd.read_csv(out / "sweep.csv")
+    assert list(t.n_train.unique()) == [8] and set(t.model) == {"teacher", "control", "student"}
+
+
+def test_study_input_errors(tiny_teacher, capsys):
+    assert main(["study", "distill-length", "--set", "teacher=nope"]) == 1
+    assert main(["study", "distill-length", "--set", "lengths=-1"]) == 1
+    assert main(["sweep", "--set", "sizes=1"]) == 1
+    assert main(["study", "training-time", "--set", "unet=huge"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("membench: error:") for line in err)
