@@ -46,7 +46,7 @@ def distance(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
 class ConsistencyDistillation(Distiller):
     """Consistency distillation from an EDM teacher (Heun teacher step, EMA target)."""
 
-    iterations: int = 2000
+    iterations: int = 1500
     levels: int = 18  # N, the Karras discretization
     batch_size: int = 64
     lr: float = 1e-4

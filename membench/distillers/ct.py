@@ -43,7 +43,7 @@ def lognormal_level_probs(sigmas: torch.Tensor, p_mean: float, p_std: float) -> 
 class ConsistencyTraining(Distiller):
     """Improved consistency training from random initialization (uses the data, not the teacher)."""
 
-    iterations: int = 3000
+    iterations: int = 2000
     s0: int = 10
     s1: int = 80  # 1280 in the paper; shrunk for short runs
     p_mean: float = -1.1

@@ -39,9 +39,9 @@ def euler(d: EDMDenoiser, x: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor
 class ProgressiveDistillation(Distiller):
     """Progressive distillation: halve the Euler step count stage by stage."""
 
-    start_steps: int = 32  # N of the first student (its teacher takes 2N Euler steps)
+    start_steps: int = 16  # N of the first student (its teacher takes 2N Euler steps)
     final_steps: int = 2
-    iterations_per_stage: int = 600
+    iterations_per_stage: int = 400
     batch_size: int = 64
     lr: float = 1e-4
     ema: float = 0.999

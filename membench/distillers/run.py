@@ -77,16 +77,16 @@ def distill_from_registry(teacher: str, method: str, out: str | None = None, nam
             raise MembenchError(f"distiller {method_name!r} produced NaN or infinite weights; nothing was written")
     record = {**result.record, "dataset": spec.dataset, "dataset_fingerprint": data.fingerprint(),
               "n_train": len(data), "device": device, "torch": torch.__version__, "threads": torch.get_num_threads()}
-    evaluation = (evaluate_l2ratio(student, spec.dataset, result.sampler, n=eval_samples, device=device)
-                  if eval_samples else None)
     student_meta = {"role": "student", "name": name, "teacher": spec.name, "teacher_checkpoint_hash": None,
                     "method": method_name, "dataset": spec.dataset, "image_shape": list(data.shape),
-                    "sampler": result.sampler, "training": record, "evaluation": evaluation,
+                    "sampler": result.sampler, "training": record,
                     "initialized_from_teacher": bool(getattr(distiller, "uses_teacher_weights", True))}
     from ..checkpoint import checkpoint_hash
 
     student_meta["teacher_checkpoint_hash"] = checkpoint_hash(spec.checkpoint)
-    save_denoiser(student, target, student_meta, force=force)
+    save_denoiser(student, target, student_meta, force=force)  # before anything else can fail
+    evaluation = (evaluate_l2ratio(student, spec.dataset, result.sampler, n=eval_samples, device=device)
+                  if eval_samples else None)
     command = f"membench distill --teacher {spec.name} --method {method} --name {name} --force"
     kind = f"Student of `{spec.name}` by `{method_name}` ({getattr(distiller, 'description', '')}); sampled with `{result.sampler}`"
     atomic_write_text(target / "README.md", render(name, kind, command, record, file_sha256(target / WEIGHTS), evaluation))
