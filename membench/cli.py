@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing checkpoint")
     p.add_argument("--steps", type=int, default=None, help="override the number of training steps")
     _add_common(p)
+
+    p = sub.add_parser("distill", help="distil a registered teacher into a student (writes checkpoint + registry entry)")
+    p.add_argument("--teacher", required=True, help="registry name of the teacher")
+    p.add_argument("--method", required=True, help="distiller NAME[:k=v,...] (membench list distillers)")
+    p.add_argument("--out", default=None, help="checkpoint folder (default: models/<name> beside the teacher's registry)")
+    p.add_argument("--name", default=None, help="registry name of the student (default: <method>-student)")
+    p.add_argument("--force", action="store_true", help="replace an existing checkpoint/entry")
+    p.add_argument("--eval-samples", type=int, default=1000, help="samples for the model card's l2ratio (0: skip)")
+    _add_common(p)
     return parser
 
 
@@ -72,8 +81,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name in names("models"):
             try:
                 s = resolve_model(name)
-                extra = f"  teacher={s.teacher} method={s.method}" if s.role == "student" else ""
-                print(f"{name:24s} {s.role:8s} sampler={s.sampler:20s} data={s.dataset}{extra}")
+                extra = f"  teacher={s.teacher} method={s.method}" if s.teacher else ""
+                print(f"{name:20s} {s.role:8s} sampler={s.sampler:30s} data={s.dataset}{extra}")
             except MembenchError as exc:
                 print(f"{name:24s} BROKEN: {exc}")
         return 0
@@ -81,6 +90,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("digits                   scikit-learn handwritten digits, 8x8 gray; options n, seed, holdout")
         for name in names("datasets"):
             print(name)
+        return 0
+    if args.kind == "distillers":
+        from .registry import get_class
+
+        for name in names("distillers"):
+            try:
+                print(f"{name:12s} {getattr(get_class('distillers', name), 'description', '')}")
+            except MembenchError as exc:
+                print(f"{name:12s} BROKEN: {exc}")
         return 0
     for name in names(args.kind):
         print(name)
@@ -141,7 +159,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "detect": cmd_detect, "train": cmd_train,
+def cmd_distill(args: argparse.Namespace) -> int:
+    from .distillers.run import distill_from_registry
+
+    ckpt, entry = distill_from_registry(args.teacher, args.method, out=args.out, name=args.name, force=args.force,
+                                        device=args.device, progress=not args.quiet, eval_samples=args.eval_samples)
+    print(f"wrote {ckpt} and {entry}")
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "detect": cmd_detect, "train": cmd_train, "distill": cmd_distill,
             "validate": cmd_validate}
 
 

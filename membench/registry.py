@@ -42,7 +42,11 @@ BUILTINS: dict[str, dict[str, str]] = {
         "digits-sim": "membench.detectors.embedsim:DigitsSimilarity",
         "sharpness": "membench.detectors.sharpness:Sharpness",
     },
-    "distillers": {},
+    "distillers": {
+        "cd": "membench.distillers.cd:ConsistencyDistillation",
+        "ct": "membench.distillers.ct:ConsistencyTraining",
+        "pd": "membench.distillers.pd:ProgressiveDistillation",
+    },
     "embedders": {
         "pixels": "membench.embedders.pixels:PixelEmbedder",
         "sscd": "membench.embedders.sscd:SSCDEmbedder",
@@ -52,6 +56,7 @@ BUILTINS: dict[str, dict[str, str]] = {
     "samplers": {
         "heun": "membench.sampling.karras:HeunSampler",
         "euler": "membench.sampling.karras:EulerSampler",
+        "consistency": "membench.sampling.consistency:ConsistencySampler",
     },
 }
 

@@ -45,7 +45,10 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Scalar]]:
 def format_spec(name: str, overrides: dict[str, Scalar]) -> str:
     if not overrides:
         return name
-    return name + ":" + ",".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    def fmt(v: Scalar) -> str:
+        return str(v).lower() if isinstance(v, bool) or v is None else str(v)
+
+    return name + ":" + ",".join(f"{k}={fmt(v)}" for k, v in sorted(overrides.items()))
 
 
 def split_list(arg: str) -> list[str]:

@@ -33,6 +33,10 @@ class KarrasODESampler:
     sigma_max: float = SIGMA_MAX
     rho: float = RHO
     heun: bool = True
+    # to_zero=True: `steps` Karras levels then a last step to sigma = 0 (Karras et al.).
+    # to_zero=False: the progressive-distillation grid, steps+1 levels s(n/steps) ending at
+    # sigma_min, nested when steps doubles (the grid PD students are trained on).
+    to_zero: bool = True
 
     def __post_init__(self) -> None:
         if int(self.steps) != self.steps or self.steps < 1:
@@ -40,11 +44,19 @@ class KarrasODESampler:
 
     @property
     def nfe(self) -> int:
-        return 2 * self.steps - 1 if self.heun else self.steps
+        if not self.heun:
+            return self.steps
+        return 2 * self.steps - 1 if self.to_zero else 2 * self.steps
+
+    def grid(self) -> list[float]:
+        """The sigmas visited, from sigma_max down; ``steps`` transitions."""
+        if self.to_zero:
+            return karras_sigmas(self.steps, self.sigma_min, self.sigma_max, self.rho).tolist() + [0.0]
+        return karras_sigmas(self.steps + 1, self.sigma_min, self.sigma_max, self.rho).tolist()
 
     @torch.no_grad()
     def sample(self, denoiser: Denoiser, z: torch.Tensor, noise_fn: NoiseFn | None = None) -> torch.Tensor:
-        sigmas = karras_sigmas(self.steps, self.sigma_min, self.sigma_max, self.rho).tolist() + [0.0]
+        sigmas = self.grid()
         x = z.to(torch.float32) * sigmas[0]
         for i in range(self.steps):
             s, s_next = sigmas[i], sigmas[i + 1]

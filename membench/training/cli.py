@@ -46,13 +46,13 @@ def train_from_registry(name: str, out: str | None = None, force: bool = False, 
     device = resolve_device(device)
     model, record = train_teacher(cfg, device=device, progress=progress)
     record["threads"] = torch.get_num_threads()
-    evaluation = evaluate_l2ratio(model, cfg.dataset, spec.sampler, n=eval_samples, device=device) if eval_samples else None
     meta = {"role": "teacher", "name": spec.name, "dataset": cfg.dataset, "training": record,
-            "image_shape": [model.unet.config.in_channels, model.unet.config.sample_size, model.unet.config.sample_size],
-            "evaluation": evaluation}
+            "image_shape": [model.unet.config.in_channels, model.unet.config.sample_size, model.unet.config.sample_size]}
     command = f"membench train --model {spec.name} --force" + (f" --steps {steps}" if steps is not None else "")
-    # Save first (atomically), then fill in the card with the hash of the written weights.
+    # Save first (atomically) so that hours of training survive a failing evaluation; then
+    # measure memorization and write the card with the hash of the written weights.
     save_denoiser(model, target, meta, card=None, force=force)
+    evaluation = evaluate_l2ratio(model, cfg.dataset, spec.sampler, n=eval_samples, device=device) if eval_samples else None
     card = render(spec.name, "EDM teacher (diffusers UNet2DModel, EDM preconditioning, Heun sampler)",
                   command, record, file_sha256(target / WEIGHTS), evaluation)
     from ..atomic import atomic_write_text
