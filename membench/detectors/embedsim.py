@@ -82,7 +82,8 @@ class EmbeddingSimilarity(_SimilarityBase):
 
     embedder: str = "pixels"
     embedder_options: dict[str, Any] = field(default_factory=dict)
-    threshold: float = 0.9
+    # centred pixels: the 1%-FPR cut of `validate` copies-noise on digits:n=1497 was 0.981 (0.960 on n=64)
+    threshold: float = 0.98
 
     def make_embedder(self) -> Embedder:
         if not isinstance(self.embedder_options, dict):
@@ -105,7 +106,7 @@ class SSCDSimilarity(_SimilarityBase):
 @register("detectors", "clip")
 @dataclass
 class ClipSimilarity(_SimilarityBase):
-    threshold: float = 0.95  # no canonical value: calibrate with `membench validate`
+    threshold: float = 0.95  # no canonical value and no CLIP weights here to measure one: calibrate with `validate`
     arch: str = "ViT-B-32"
     pretrained: str = "laion2b_s34b_b79k"
 
@@ -116,7 +117,8 @@ class ClipSimilarity(_SimilarityBase):
 @register("detectors", "digits-sim")
 @dataclass
 class DigitsSimilarity(_SimilarityBase):
-    threshold: float = 0.99
+    # the 1%-FPR cut on noisy copies vs held-out digits of digits:n=1497 (model card; 0.972 on n=64)
+    threshold: float = 0.985
     weights: str = "models/digits-embedder"
 
     def make_embedder(self) -> Embedder:

@@ -115,7 +115,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> tuple[Any, dict[str, Any]]
 
     if cfg.steps <= 0 or cfg.batch_size < 2 or cfg.lr <= 0 or cfg.tau <= 0 or cfg.pool < cfg.batch_size:
         raise MembenchError("train_digits: steps, lr and tau must be positive, batch_size >= 2 and pool >= batch_size")
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     pool = torch.from_numpy(render(cfg.pool, cfg.seed))
     t_render = time.time() - t0
     torch.manual_seed(cfg.seed)
@@ -138,7 +138,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> tuple[Any, dict[str, Any]]
         sched.step()
         losses.append(loss.item())
     net.eval()
+    import os
+
     record = {"config": asdict(cfg), "wall_time_s": round(time.time() - t0, 1), "render_time_s": round(t_render, 1),
+              "cpu_time_s": round(time.process_time() - cpu0, 1), "load_average_1min": round(os.getloadavg()[0], 1),
               "threads": torch.get_num_threads(), "torch": torch.__version__,
               "final_loss": float(np.mean(losses[-100:]))}
     return net, record
@@ -182,7 +185,7 @@ A 5-layer CNN (conv 1-32-32-64-64, linear 1024-256-{record['config']['dim']}), L
 | training data | {record['config']['pool']} synthetic glyphs (`membench.embedders.glyphs.render(n, seed={record['config']['seed']})`: Pillow's bundled font, random letters/digits/symbols and strokes, rendered like optdigits); **no sklearn digit is used** |
 | objective | InfoNCE between two augmented views (tau = {record['config']['tau']}) + {record['config']['koleo']} x KoLeo entropy term (SSCD-style, Pizzi et al. 2022) |
 | steps x batch | {record['config']['steps']} x {record['config']['batch_size']}, AdamW lr {record['config']['lr']} cosine-decayed |
-| measured wall time | {record['wall_time_s']} s ({record['render_time_s']} s rendering) on CPU, {record['threads']} thread(s), torch {record['torch']} |
+| measured wall time | {record['wall_time_s']} s ({record['render_time_s']} s rendering; process CPU time {record.get('cpu_time_s', '?')} s, load average {record.get('load_average_1min', '?')} at the end) on CPU, {record['threads']} thread(s), torch {record['torch']} |
 | final loss (mean of last 100 steps) | {record['final_loss']:.4f} |
 | weights sha256 (`model.safetensors`) | `{sha}` |
 
