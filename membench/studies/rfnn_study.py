@@ -258,8 +258,8 @@ class RFNNStudy(Study):
         axes[2].plot(g1.cd_iterations + 1, g1.energy_frac_small, "o-", label="student weights")
         axes[2].plot(g1.cd_iterations + 1, g1.update_energy_frac_small, "s-", label="student - teacher (CD update)")
         axes[2].axhline(teacher.energy_frac_small, color="k", ls="--", label="teacher weights")
-        axes[0].set_title("memorized fraction"), axes[1].set_title("same nearest training point as teacher")
-        axes[2].set_title(f"output energy on small-eig. directions (sigma={sigma:.3g})")
+        axes[0].set_title("memorized fraction"), axes[1].set_title("same nearest point as teacher")
+        axes[2].set_title(f"small-eigenvalue share (sigma={sigma:.3g})")
         for ax in axes:
             ax.set_xscale("log"), ax.set_xlabel("CD iterations + 1"), ax.legend(fontsize=7)
         write_figure(out, "distill", fig)
