@@ -305,6 +305,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
                           seed=args.seed, results_dir=args.results_dir, cache_dir=args.cache_dir, device=args.device,
                           progress=not args.quiet, command=command)
     print(f"wrote {args.out} ({len(data['rows'])} rows)")
+    return 0
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     from .studies.run import run_study
 

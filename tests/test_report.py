@@ -64,8 +64,8 @@ def test_report_tables_match_result_files(reported, capsys):
     assert "memorized ↓ (95% CI)" in md and "↓: lower is better" in md
     assert "Δ student−teacher ↓" in (rep / "effect.md").read_text()
     html = (rep / "report.html").read_text()
-    # plot of fractions + 4 pair plots + grids: 4 pairs x 4 rows + 2 teacher grids x 4 rows
-    assert len(re.findall(r'<img class="plot"', html)) == 5
+    # plot of fractions + 4 pair plots + quality-vs-memorization (run measures quality) + grids
+    assert len(re.findall(r'<img class="plot"', html)) == 6
     assert len(re.findall(r'<img class="grid"', html)) == 4 * 4 + 2 * 4
     assert "images unavailable" not in html
 
@@ -111,7 +111,7 @@ def test_report_renders_in_headless_chromium(reported, capsys, tmp_path):
     # The rendered DOM (after parsing) has the tables, the headers and every inline image.
     assert 'id="leaderboard-table"' in dom.stdout and 'id="effect-table"' in dom.stdout
     assert "Effect of distillation" in dom.stdout and "Most memorized samples" in dom.stdout
-    assert len(re.findall(r'src="data:image/png;base64,', dom.stdout)) == 5 + 4 * 4 + 2 * 4
+    assert len(re.findall(r'src="data:image/png;base64,', dom.stdout)) == 6 + 4 * 4 + 2 * 4
     shot_run = subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", html.as_uri()], capture_output=True,
                               text=True, timeout=120)
     assert shot_run.returncode == 0 and shot.is_file(), shot_run.stderr[-2000:]
