@@ -87,18 +87,10 @@ def resolve_model(spec: str) -> ModelSpec:
 
 
 def make_sampler(spec: str) -> Any:
-    from .registry import get_class
+    from .registry import get_class, instantiate
 
     name, opts = parse_spec(spec)
-    cls = get_class("samplers", name)
-    valid = {f.name for f in fields(cls)}
-    bad = set(opts) - valid
-    if bad:
-        raise MembenchError(f"sampler {name!r}: unknown option(s) {sorted(bad)}; options: {sorted(valid)}")
-    try:
-        return cls(**opts)
-    except (TypeError, ValueError) as exc:
-        raise MembenchError(f"sampler {name!r}: {exc}") from None
+    return instantiate("samplers", name, get_class("samplers", name), opts)
 
 
 def model_names() -> list[str]:

@@ -192,6 +192,20 @@ def get_class(kind: str, name: str) -> Any:
     raise unknown(kind, name, names(kind))
 
 
+def instantiate(kind: str, name: str, cls: Any, params: dict[str, Any]) -> Any:
+    """``cls(**params)`` for a dataclass component, with one-line errors for unknown or bad options."""
+    import dataclasses
+
+    valid = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    bad = set(params) - valid
+    if bad:
+        raise MembenchError(f"{kind[:-1]} {name!r}: unknown option(s) {sorted(bad)}; options: {sorted(valid)}")
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise MembenchError(f"{kind[:-1]} {name!r}: {exc}") from None
+
+
 def plugin_errors(kind: str) -> list[str]:
     _load_plugins(kind)
     return list(_PLUGIN_ERRORS[kind])

@@ -6,7 +6,7 @@ that returns one score, one flag and one matched training index per sample.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -95,7 +95,7 @@ def check_compatible(samples: np.ndarray, train: Dataset, what: str = "samples")
 
 def make_detector(spec: str) -> Detector:
     """Build a detector from ``name`` or ``name:k=v,...``; declarative variants live in registry/detectors."""
-    from ..registry import entry_files, get_class, read_entry
+    from ..registry import entry_files, get_class, instantiate, read_entry
 
     name, overrides = parse_spec(spec)
     params: dict[str, Any] = {}
@@ -109,14 +109,7 @@ def make_detector(spec: str) -> Detector:
     else:
         cls = get_class("detectors", name)
     params.update(overrides)
-    valid = {f.name for f in fields(cls)} if hasattr(cls, "__dataclass_fields__") else set()
-    bad = set(params) - valid
-    if bad:
-        raise MembenchError(f"detector {name!r}: unknown option(s) {sorted(bad)}; options: {sorted(valid)}")
-    try:
-        det = cls(**params)
-    except (TypeError, ValueError) as exc:
-        raise MembenchError(f"detector {name!r}: {exc}") from None
+    det = instantiate("detectors", name, cls, params)
     det.check()
     det.display_name = spec if overrides else name
     return det

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, ClassVar
 
 import torch
@@ -62,18 +62,11 @@ class Distiller:
 
 
 def make_distiller(spec: str) -> Distiller:
-    from ..registry import get_class
+    from ..registry import get_class, instantiate
 
     name, overrides = parse_spec(spec)
     cls = get_class("distillers", name)
-    valid = {f.name for f in fields(cls)} if hasattr(cls, "__dataclass_fields__") else set()
-    bad = set(overrides) - valid
-    if bad:
-        raise MembenchError(f"distiller {name!r}: unknown option(s) {sorted(bad)}; options: {sorted(valid)}")
-    try:
-        d = cls(**overrides)
-    except (TypeError, ValueError) as exc:
-        raise MembenchError(f"distiller {name!r}: {exc}") from None
+    d = instantiate("distillers", name, cls, overrides)
     if not callable(getattr(d, "distill", None)):
         raise MembenchError(f"distiller {name!r} ({cls!r}) has no distill() method")
     d.check()

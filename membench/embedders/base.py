@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -99,19 +99,12 @@ class Embedder:
 
 def make_embedder(spec: str, **options: Any) -> Embedder:
     """Build an embedder from ``name`` or ``name:k=v,...`` (plus keyword options, which win)."""
-    from ..registry import get_class
+    from ..registry import get_class, instantiate
 
     name, overrides = parse_spec(spec)
     cls = get_class("embedders", name)
     params = {**overrides, **options}
-    valid = {f.name for f in fields(cls)} if hasattr(cls, "__dataclass_fields__") else set()
-    bad = set(params) - valid
-    if bad:
-        raise MembenchError(f"embedder {name!r}: unknown option(s) {sorted(bad)}; options: {sorted(valid)}")
-    try:
-        emb = cls(**params)
-    except (TypeError, ValueError) as exc:
-        raise MembenchError(f"embedder {name!r}: {exc}") from None
+    emb = instantiate("embedders", name, cls, params)
     emb.check()
     return emb
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
