@@ -11,7 +11,7 @@ from membench.embedders import preprocess as pp
 from membench.errors import MembenchError, UnavailableError, UnknownNameError
 
 
-from embedder_fixtures import tiny_clip, tiny_torchscript  # noqa: F401  (fixtures)
+from .embedder_fixtures import tiny_clip, tiny_torchscript  # noqa: F401  (fixtures)
 
 
 def test_channel_conversions_explicit():

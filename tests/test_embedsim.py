@@ -10,7 +10,7 @@ from membench.data import load_dataset
 from membench.detectors import DetectorContext, make_detector
 from membench.errors import MembenchError
 
-from embedder_fixtures import tiny_clip, tiny_torchscript  # noqa: F401  (fixtures)
+from .embedder_fixtures import tiny_clip, tiny_torchscript  # noqa: F401  (fixtures)
 
 
 def run_cli(capsys, *argv):
