@@ -40,6 +40,20 @@ def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def read_tagged_json(path: Path, fmt: str, what: str) -> dict[str, Any]:
+    """A JSON object whose ``format`` key must equal ``fmt``; one-line MembenchError otherwise."""
+    from .errors import MembenchError
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MembenchError(f"{path}: corrupt {what} ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise MembenchError(f"{path}: unsupported {what} format {found!r} (expected {fmt!r})")
+    return data
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()

@@ -12,13 +12,12 @@ Layout of a checkpoint folder::
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .atomic import atomic_directory, atomic_write_json
+from .atomic import atomic_directory, atomic_write_json, read_tagged_json
 from .edm import EDMConfig, EDMDenoiser
 from .errors import MembenchError
 
@@ -47,13 +46,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     meta_file = p / META_FILE
     if not meta_file.is_file():
         raise MembenchError(f"{p}: not a membench checkpoint (no {META_FILE})")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MembenchError(f"{meta_file}: corrupt ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise MembenchError(f"{meta_file}: unsupported checkpoint format {meta.get('format') if isinstance(meta, dict) else meta!r}")
-    return meta
+    return read_tagged_json(meta_file, FORMAT, "checkpoint metadata")
 
 
 def checkpoint_hash(path: str | Path) -> str:

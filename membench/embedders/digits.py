@@ -11,11 +11,11 @@ sizes resized to 8x8 (antialiased bilinear); both are reported. Output: 128-d, L
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import read_tagged_json
 from ..errors import MembenchError, UnavailableError
 from ..registry import REPO_ROOT, register
 from . import preprocess as pp
@@ -50,13 +50,7 @@ def resolve_dir(path: str) -> Path:
 
 def read_config(folder: Path) -> dict[str, Any]:
     cfg_file = folder / CONFIG_FILE
-    try:
-        cfg = json.loads(cfg_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MembenchError(f"digits embedder: {cfg_file} is unreadable ({exc})") from None
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        raise MembenchError(f"digits embedder: {cfg_file} is not a {FORMAT} config")
-    return cfg
+    return read_tagged_json(cfg_file, FORMAT, "digits embedder config")
 
 
 @register("embedders", "digits")

@@ -7,10 +7,10 @@ config; loading never unpickles anything.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from ..atomic import read_tagged_json
 from ..errors import MembenchError, UnavailableError
 from ..registry import REPO_ROOT
 
@@ -71,12 +71,7 @@ def load_classifier(path: str | Path | None = None) -> tuple[Any, dict[str, Any]
         raise UnavailableError(
             f"digits classifier weights not found in {folder} (need {WEIGHTS_FILE} and {CONFIG_FILE}); "
             "rebuild them with `membench train-classifier`")
-    try:
-        cfg = json.loads(cfg_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MembenchError(f"{cfg_file}: corrupt classifier config ({exc})") from None
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        raise MembenchError(f"{cfg_file}: not a membench digits classifier (format {cfg.get('format') if isinstance(cfg, dict) else '?'!r})")
+    cfg = read_tagged_json(cfg_file, FORMAT, "digits classifier config")
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
