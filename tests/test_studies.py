@@ -98,6 +98,36 @@ def test_sweep_quick(tmp_path):
     assert list(t.n_train.unique()) == [8] and set(t.model) == {"teacher", "control", "student"}
 
 
+def test_sweep_resumes_finished_sizes(tmp_path):
+    import json
+
+    out = tmp_path / "sw"
+    base = ["sweep", "--quick", "--quiet", "--set", "n_samples=12", "--out", str(out)]
+    assert main(base + ["--set", "sizes=8"]) == 0
+    first = pd.read_csv(out / "sweep.csv")
+    part = out / "parts" / "n_train=8.json"
+    stamp = part.stat().st_mtime_ns
+    assert main(base + ["--set", "sizes=8,16"]) == 0
+    record = json.loads((out / "record.json").read_text())
+    assert record["sizes_reused"] == [8] and part.stat().st_mtime_ns == stamp
+    both = pd.read_csv(out / "sweep.csv")
+    assert sorted(both.n_train.unique()) == [8, 16]
+    pd.testing.assert_frame_equal(both[both.n_train == 8].reset_index(drop=True), first, check_dtype=False)
+    # a different budget is a different experiment: size 8 is recomputed, not reused
+    assert main(base + ["--set", "sizes=8", "--set", "steps=3"]) == 0
+    assert json.loads((out / "record.json").read_text())["sizes_reused"] == []
+    assert part.stat().st_mtime_ns != stamp
+
+
+def test_sweep_corrupt_part_is_one_line_error(tmp_path, capsys):
+    out = tmp_path / "sw"
+    (out / "parts").mkdir(parents=True)
+    (out / "parts" / "n_train=8.json").write_text("{not json")
+    assert main(["sweep", "--quick", "--quiet", "--set", "sizes=8", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "corrupt sweep part" in err[0]
+
+
 def test_study_input_errors(tiny_teacher, capsys):
     assert main(["study", "distill-length", "--set", "teacher=nope"]) == 1
     assert main(["study", "distill-length", "--set", "lengths=-1"]) == 1

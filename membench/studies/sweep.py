@@ -4,21 +4,31 @@ One teacher per size, all with the same training budget (steps, batch, learning 
 distilled with the same method; the known shape (Gu et al. 2023; Bonnaire et al. 2025) is
 that memorization falls as the training set grows. All sizes share the held-out split and
 are nested subsets (``digits:n=16`` is inside ``digits:n=64``).
+
+Each size is written to ``<out>/parts/n_train=<size>.json`` as soon as it is done, tagged with
+the options it depends on; a rerun with the same options skips the sizes already there, so an
+interrupted sweep resumes, and disjoint ``--set sizes=...`` runs into one folder (for example
+one per core) are combined by a last run over all the sizes.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 
+from ..atomic import atomic_write_json, read_tagged_json
 from ..errors import MembenchError
 from ..registry import register
 from .base import Study, StudyContext, write_record, write_table
 from .measure import Evaluator
 from .pipeline import progress_note, teacher_and_student, train_with_snapshots, unet_preset
 from .plots import study_figures
+
+PART_FORMAT = "membench-sweep-part/1"
 
 
 @register("studies", "sweep")
@@ -52,26 +62,61 @@ class SweepStudy(Study):
         unet_preset(self.unet)
 
     def run(self, out: Path, ctx: StudyContext) -> dict[str, pd.DataFrame]:
-        from ..data import load_dataset
-
         started = time.time()
         note = progress_note(ctx.progress)
-        rows, records = [], {}
+        rows, columns, records, skipped, quality_note, reused = [], {}, {}, {}, None, []
         for size in sorted(int(s) for s in self.sizes):
-            data = load_dataset(f"digits:n={size},seed={self.data_seed}")
-            ev = Evaluator(data, self.detectors, ctx.device, self.quality)
-            note(f"size {size}: training a teacher for {self.steps} steps")
-            snaps, record = train_with_snapshots(data.spec, self.steps, set(), ctx.device, ctx.progress,
-                                                 batch_size=self.batch_size, lr=self.lr, ema=self.ema, seed=self.seed,
-                                                 unet=unet_preset(self.unet))
-            records[size] = {"wall_time_s": record["wall_time_s"], "final_loss": record["final_loss"]}
-            rows += teacher_and_student(ev, snaps[self.steps], data, {"n_train": size, "dataset": data.spec},
-                                        self.method, tuple(self.student_steps), self.n_samples, self.seed, ctx.device,
-                                        ctx.progress)
-        table = pd.DataFrame(rows)
-        out.mkdir(parents=True, exist_ok=True)
+            part = self._load_part(out, size)
+            if part is None:
+                part = self._run_size(size, ctx, note)
+                atomic_write_json(self._part_path(out, size), part)
+            else:
+                note(f"size {size}: done in an earlier run ({self._part_path(out, size)}), reused")
+                reused.append(size)
+            rows += part["rows"]
+            columns.update(dict.fromkeys(part["columns"]))  # JSON objects lose the column order
+            records[size] = part["teacher_training"]
+            skipped, quality_note = part["detectors_skipped"], part["quality_note"]
+        table = pd.DataFrame(rows, columns=list(columns))
         write_table(out, "sweep", table)
         study_figures(out, table, x="n_train", xlabel="training digits", title=f"same budget: {self.steps} steps")
-        write_record(out, self, ctx, started, {"teacher_training": records, "detectors_skipped": ev.skipped,
-                                               "quality_note": ev.quality_note})
+        write_record(out, self, ctx, started, {"teacher_training": records, "detectors_skipped": skipped,
+                                               "quality_note": quality_note, "sizes_reused": reused})
         return {"sweep": table}
+
+    def _run_size(self, size: int, ctx: StudyContext, note: Callable[[str], None]) -> dict[str, Any]:
+        from ..data import load_dataset
+
+        data = load_dataset(f"digits:n={size},seed={self.data_seed}")
+        ev = Evaluator(data, self.detectors, ctx.device, self.quality)
+        note(f"size {size}: training a teacher for {self.steps} steps")
+        snaps, record = train_with_snapshots(data.spec, self.steps, set(), ctx.device, ctx.progress,
+                                             batch_size=self.batch_size, lr=self.lr, ema=self.ema, seed=self.seed,
+                                             unet=unet_preset(self.unet))
+        rows = teacher_and_student(ev, snaps[self.steps], data, {"n_train": size, "dataset": data.spec},
+                                   self.method, tuple(self.student_steps), self.n_samples, self.seed, ctx.device,
+                                   ctx.progress)
+        # pandas' JSON round trip writes NaN as null (the json module would write bare NaN)
+        frame = pd.DataFrame(rows)
+        rows = json.loads(frame.to_json(orient="records"))
+        return {"format": PART_FORMAT, "options": self._part_options(size), "device": ctx.device,
+                "columns": list(frame.columns), "rows": rows,
+                "teacher_training": {"wall_time_s": record["wall_time_s"], "final_loss": record["final_loss"]},
+                "detectors_skipped": ev.skipped, "quality_note": ev.quality_note}
+
+    def _part_options(self, size: int) -> dict[str, Any]:
+        """Everything one size's result depends on (the other sizes do not matter)."""
+        opts = {k: v for k, v in self.config().items() if k != "sizes"}
+        return json.loads(json.dumps({**opts, "n_train": size}, default=list))
+
+    @staticmethod
+    def _part_path(out: Path, size: int) -> Path:
+        return out / "parts" / f"n_train={size}.json"
+
+    def _load_part(self, out: Path, size: int) -> dict[str, Any] | None:
+        """The earlier result for ``size`` if it was made with the same options, else None (recompute)."""
+        path = self._part_path(out, size)
+        if not path.is_file():
+            return None
+        part = read_tagged_json(path, PART_FORMAT, "sweep part")
+        return part if part.get("options") == self._part_options(size) else None
