@@ -72,7 +72,7 @@ def test_distill_length_quick(tiny_teacher, tmp_path):
     s0 = t[(t.model == "student") & (t.length == 0) & (t.steps == 1)].iloc[0]
     c1 = t[(t.model == "control") & (t.steps == 1)].iloc[0]
     assert s0.pixel_fd_heldout == pytest.approx(c1.pixel_fd_heldout, rel=1e-3)
-    for f in ("memorization.png", "pairing.png", "quality.png", "examples.png", "record.json"):
+    for f in ("memorization.png", "pairing.png", "quality.png", "tradeoff.png", "examples.png", "record.json"):
         assert (out / f).is_file()
 
 

@@ -88,6 +88,38 @@ def study_figures(out: Path, table: pd.DataFrame, x: str, xlabel: str, title: st
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{title}: sample quality against the held-out digits", fontsize=10)
     write_figure(out, "quality", fig)
+    tradeoff_figure(out, table, x, title)
+
+
+def tradeoff_figure(out: Path, table: pd.DataFrame, x: str, title: str) -> None:
+    """tradeoff.png: memorized fraction against sample quality, one panel per detector.
+
+    Each series (teacher, control or student at a number of steps) is joined in the order of the
+    study's variable ``x``, so a reduction that is bought with quality shows as a move to the right.
+    """
+    qcol = next((c for c in ("fid_heldout", "pixel_fd_heldout") if c in table and table[c].notna().any()), None)
+    if qcol is None:
+        return
+    plt = pyplot()
+    dets = list(dict.fromkeys(table["detector"]))
+    fig, axes = plt.subplots(1, len(dets), figsize=(4.6 * len(dets), 3.6), squeeze=False)
+    for ax, det in zip(axes[0], dets):
+        for label, g in _series(table[table.detector == det]):
+            g = g.sort_values(x) if g[x].notna().any() else g
+            kind = g["model"].iloc[0]
+            style = "s:" if kind == "control" else ("o-" if kind == "student" else "k^")
+            qs, ys = g[qcol].to_numpy(dtype=float), g["memorized"].to_numpy(dtype=float)
+            err = [np.clip(ys - g["ci_low"].to_numpy(dtype=float), 0, None),
+                   np.clip(g["ci_high"].to_numpy(dtype=float) - ys, 0, None)]
+            ax.errorbar(qs, ys, yerr=err, fmt=style, capsize=2, ms=4, lw=1, label=label)
+            if kind == "student" and len(g) > 1:  # mark where the student starts (smallest x)
+                ax.annotate(f"{x}={g[x].iloc[0]:g}", (qs[0], ys[0]), fontsize=6, xytext=(3, 3),
+                            textcoords="offset points")
+        ax.set_xscale("log"), ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(f"{qcol} (lower is better)"), ax.set_title(f"{det}: memorized vs quality", fontsize=9)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{title}: memorization against sample quality", fontsize=10)
+    write_figure(out, "tradeoff", fig)
 
 
 def example_grid(out: Path, name: str, sets: dict[str, np.ndarray], data: Dataset, n: int = 10) -> None:
