@@ -21,26 +21,45 @@ def _series(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return sorted(out, key=lambda t: (order.get(t[1]["model"].iloc[0], 3), t[0]))
 
 
+def _color(g: pd.DataFrame) -> str:
+    """Black for the teacher; otherwise one colour per number of sampling steps, shared by a
+    student and its NFE-matched control (they differ in marker and line style)."""
+    if g["model"].iloc[0] == "teacher":
+        return "k"
+    steps = g["steps"].iloc[0]
+    return f"C{int(np.log2(steps)) % 10}" if pd.notna(steps) and steps >= 1 else "C9"
+
+
 def _plot(ax: Any, g: pd.DataFrame, x: str, y: str, lo: str | None, hi: str | None, label: str, style: str) -> None:
+    color = _color(g)
     if g[x].isna().all():  # a fixed reference (the teacher of a distillation-length study)
         v = g[y].iloc[0]
-        ax.axhline(v, ls="--" if g["model"].iloc[0] == "teacher" else ":", lw=1.2, label=label,
-                   color="k" if g["model"].iloc[0] == "teacher" else None)
+        ax.axhline(v, ls="--" if g["model"].iloc[0] == "teacher" else ":", lw=1.2, label=label, color=color)
         return
     g = g.sort_values(x)
     xs = g[x].to_numpy(dtype=float)
     ys = g[y].to_numpy(dtype=float)
+    style = style.replace("k", "")  # the colour comes from _color
     if lo and hi and lo in g and hi in g:
         err = [np.clip(ys - g[lo].to_numpy(dtype=float), 0, None), np.clip(g[hi].to_numpy(dtype=float) - ys, 0, None)]
-        ax.errorbar(xs, ys, yerr=err, fmt=style, capsize=2, ms=4, lw=1, label=label)
+        ax.errorbar(xs, ys, yerr=err, fmt=style, capsize=2, ms=4, lw=1, label=label, color=color)
     else:
-        ax.plot(xs, ys, style, ms=4, lw=1, label=label)
+        ax.plot(xs, ys, style, ms=4, lw=1, label=label, color=color)
 
 
 def _xscale(ax: Any, df: pd.DataFrame, x: str) -> None:
+    """Log x for wide positive ranges; symlog when 0 is among the values (length 0 = the teacher's
+    weights), with the axis starting at 0 (autoscaling would show negative decades)."""
     xs = df[x].dropna()
-    if len(xs) and xs.min() >= 0 and xs.max() > 20 * max(xs[xs > 0].min() if (xs > 0).any() else 1, 1):
-        ax.set_xscale("symlog", linthresh=max(1.0, float(xs[xs > 0].min()) if (xs > 0).any() else 1.0))
+    pos = xs[xs > 0]
+    if not len(pos) or xs.min() < 0 or xs.max() <= 20 * max(float(pos.min()), 1.0):
+        return
+    if xs.min() > 0:
+        ax.set_xscale("log")
+        ax.set_xlim(float(xs.min()) / 1.5, float(xs.max()) * 1.5)
+    else:
+        ax.set_xscale("symlog", linthresh=max(1.0, float(pos.min())))
+        ax.set_xlim(-0.1 * max(1.0, float(pos.min())), float(xs.max()) * 1.5)
 
 
 def study_figures(out: Path, table: pd.DataFrame, x: str, xlabel: str, title: str) -> None:
@@ -101,21 +120,24 @@ def tradeoff_figure(out: Path, table: pd.DataFrame, x: str, title: str) -> None:
     if qcol is None:
         return
     plt = pyplot()
+    from matplotlib.ticker import NullFormatter
+
     dets = list(dict.fromkeys(table["detector"]))
     fig, axes = plt.subplots(1, len(dets), figsize=(4.6 * len(dets), 3.6), squeeze=False)
     for ax, det in zip(axes[0], dets):
         for label, g in _series(table[table.detector == det]):
             g = g.sort_values(x) if g[x].notna().any() else g
             kind = g["model"].iloc[0]
-            style = "s:" if kind == "control" else ("o-" if kind == "student" else "k^")
+            style = "s:" if kind == "control" else ("o-" if kind == "student" else "^")
             qs, ys = g[qcol].to_numpy(dtype=float), g["memorized"].to_numpy(dtype=float)
             err = [np.clip(ys - g["ci_low"].to_numpy(dtype=float), 0, None),
                    np.clip(g["ci_high"].to_numpy(dtype=float) - ys, 0, None)]
-            ax.errorbar(qs, ys, yerr=err, fmt=style, capsize=2, ms=4, lw=1, label=label)
+            ax.errorbar(qs, ys, yerr=err, fmt=style, capsize=2, ms=4, lw=1, label=label, color=_color(g))
             if kind == "student" and len(g) > 1:  # mark where the student starts (smallest x)
                 ax.annotate(f"{x}={g[x].iloc[0]:g}", (qs[0], ys[0]), fontsize=6, xytext=(3, 3),
                             textcoords="offset points")
         ax.set_xscale("log"), ax.set_ylim(-0.02, 1.02)
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log range overlap
         ax.set_xlabel(f"{qcol} (lower is better)"), ax.set_title(f"{det}: memorized vs quality", fontsize=9)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{title}: memorization against sample quality", fontsize=10)
