@@ -54,12 +54,15 @@ def _xscale(ax: Any, df: pd.DataFrame, x: str) -> None:
     pos = xs[xs > 0]
     if not len(pos) or xs.min() < 0 or xs.max() <= 20 * max(float(pos.min()), 1.0):
         return
+    from matplotlib.ticker import NullFormatter
+
     if xs.min() > 0:
         ax.set_xscale("log")
         ax.set_xlim(float(xs.min()) / 1.5, float(xs.max()) * 1.5)
     else:
         ax.set_xscale("symlog", linthresh=max(1.0, float(pos.min())))
         ax.set_xlim(-0.1 * max(1.0, float(pos.min())), float(xs.max()) * 1.5)
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log range overlap
 
 
 def study_figures(out: Path, table: pd.DataFrame, x: str, xlabel: str, title: str) -> None:
