@@ -45,4 +45,6 @@ def test_batch_size_does_not_change_samples(tiny_teacher):
     model, _ = load_denoiser(tiny_teacher)
     a, _ = generate(model, make_sampler("heun:steps=3"), 10, 0, (1, 8, 8), "cpu", batch_size=10)
     b, _ = generate(model, make_sampler("heun:steps=3"), 10, 0, (1, 8, 8), "cpu", batch_size=3)
-    np.testing.assert_allclose(a, b, atol=1e-5)
+    # float32 convolutions may block differently per batch size (seen with OMP_NUM_THREADS=1:
+    # 2e-5); a pairing error would move samples by O(1)
+    np.testing.assert_allclose(a, b, atol=1e-4)
