@@ -81,7 +81,9 @@ def study_figures(out: Path, table: pd.DataFrame, x: str, xlabel: str, title: st
     fig.suptitle(title, fontsize=10)
     write_figure(out, "memorization", fig)
 
-    sub = table[(table.detector == dets[0]) & (table.model != "teacher")]
+    # pairing panels use the reference test (the L2 ratio) when it ran, else the first detector
+    ref = "l2ratio" if "l2ratio" in dets else dets[0]
+    sub = table[(table.detector == ref) & (table.model != "teacher")]
     if "nearest_agreement" in sub:
         panels = [("nearest_agreement", "agree_ci", "same nearest training image as the teacher"),
                   ("copies_kept", "copies_kept_ci", "teacher copies: same image kept"),
@@ -91,7 +93,7 @@ def study_figures(out: Path, table: pd.DataFrame, x: str, xlabel: str, title: st
             for label, g in _series(sub):
                 style = "s-" if g["model"].iloc[0] == "control" else "o-"
                 _plot(ax, g, x, col, f"{ci}_low", f"{ci}_high", label, style)
-            ax.set_title(f"{name} ({dets[0]})", fontsize=9), ax.set_xlabel(xlabel), ax.set_ylim(-0.02, 1.02)
+            ax.set_title(f"{name} ({ref})", fontsize=9), ax.set_xlabel(xlabel), ax.set_ylim(-0.02, 1.02)
             _xscale(ax, table, x)
         axes[0].legend(fontsize=7)
         fig.suptitle(f"{title}: paired with the teacher's sample for the same noise", fontsize=10)
@@ -99,7 +101,7 @@ def study_figures(out: Path, table: pd.DataFrame, x: str, xlabel: str, title: st
 
     qcols = [c for c in ("pixel_fd_heldout", "fid_heldout", "precision_heldout", "recall_heldout")
              if c in table and table[c].notna().any()]
-    sub = table[table.detector == dets[0]]
+    sub = table[table.detector == ref]
     fig, axes = plt.subplots(1, len(qcols), figsize=(4.6 * len(qcols), 3.6), squeeze=False)
     for ax, col in zip(axes[0], qcols):
         for label, g in _series(sub):
