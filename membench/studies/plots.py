@@ -39,12 +39,23 @@ def _plot(ax: Any, g: pd.DataFrame, x: str, y: str, lo: str | None, hi: str | No
     g = g.sort_values(x)
     xs = g[x].to_numpy(dtype=float)
     ys = g[y].to_numpy(dtype=float)
-    style = style.replace("k", "")  # the colour comes from _color
     if lo and hi and lo in g and hi in g:
-        err = [np.clip(ys - g[lo].to_numpy(dtype=float), 0, None), np.clip(g[hi].to_numpy(dtype=float) - ys, 0, None)]
-        ax.errorbar(xs, ys, yerr=err, fmt=style, capsize=2, ms=4, lw=1, label=label, color=color)
+        ax.errorbar(xs, ys, yerr=_yerr(g, y, lo, hi), fmt=style, capsize=2, ms=4, lw=1, label=label, color=color)
     else:
         ax.plot(xs, ys, style, ms=4, lw=1, label=label, color=color)
+
+
+def _yerr(g: pd.DataFrame, y: str, lo: str, hi: str) -> list[np.ndarray]:
+    """Asymmetric error bars from interval columns (clipped: a point estimate may sit on a bound)."""
+    ys = g[y].to_numpy(dtype=float)
+    return [np.clip(ys - g[lo].to_numpy(dtype=float), 0, None), np.clip(g[hi].to_numpy(dtype=float) - ys, 0, None)]
+
+
+def _quiet_minor_labels(ax: Any) -> None:
+    """Minor tick labels of a short log range overlap; call after the scale is set (it resets them)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _xscale(ax: Any, df: pd.DataFrame, x: str) -> None:
@@ -54,15 +65,13 @@ def _xscale(ax: Any, df: pd.DataFrame, x: str) -> None:
     pos = xs[xs > 0]
     if not len(pos) or xs.min() < 0 or xs.max() <= 20 * max(float(pos.min()), 1.0):
         return
-    from matplotlib.ticker import NullFormatter
-
     if xs.min() > 0:
         ax.set_xscale("log")
         ax.set_xlim(float(xs.min()) / 1.5, float(xs.max()) * 1.5)
     else:
         ax.set_xscale("symlog", linthresh=max(1.0, float(pos.min())))
         ax.set_xlim(-0.1 * max(1.0, float(pos.min())), float(xs.max()) * 1.5)
-    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log range overlap
+    _quiet_minor_labels(ax)
 
 
 def study_figures(out: Path, table: pd.DataFrame, x: str, xlabel: str, title: str) -> None:
@@ -73,7 +82,7 @@ def study_figures(out: Path, table: pd.DataFrame, x: str, xlabel: str, title: st
     for ax, det in zip(axes[0], dets):
         sub = table[table.detector == det]
         for label, g in _series(sub):
-            style = "s-" if g["model"].iloc[0] == "control" else ("o-" if g["model"].iloc[0] == "student" else "k^-")
+            style = "s-" if g["model"].iloc[0] == "control" else ("o-" if g["model"].iloc[0] == "student" else "^-")
             _plot(ax, g, x, "memorized", "ci_low", "ci_high", label, style)
         ax.set_title(f"{det}: memorized fraction (95% CI)", fontsize=9)
         ax.set_xlabel(xlabel), ax.set_ylim(-0.02, 1.02), _xscale(ax, table, x)
@@ -105,7 +114,7 @@ def study_figures(out: Path, table: pd.DataFrame, x: str, xlabel: str, title: st
     fig, axes = plt.subplots(1, len(qcols), figsize=(4.6 * len(qcols), 3.6), squeeze=False)
     for ax, col in zip(axes[0], qcols):
         for label, g in _series(sub):
-            style = "s-" if g["model"].iloc[0] == "control" else ("o-" if g["model"].iloc[0] == "student" else "k^-")
+            style = "s-" if g["model"].iloc[0] == "control" else ("o-" if g["model"].iloc[0] == "student" else "^-")
             _plot(ax, g, x, col, None, None, label, style)
         ax.set_title(col + (" (lower is better)" if "fd" in col or "fid" in col else ""), fontsize=9)
         ax.set_xlabel(xlabel), _xscale(ax, table, x)
@@ -125,8 +134,6 @@ def tradeoff_figure(out: Path, table: pd.DataFrame, x: str, title: str) -> None:
     if qcol is None:
         return
     plt = pyplot()
-    from matplotlib.ticker import NullFormatter
-
     dets = list(dict.fromkeys(table["detector"]))
     fig, axes = plt.subplots(1, len(dets), figsize=(4.6 * len(dets), 3.6), squeeze=False)
     for ax, det in zip(axes[0], dets):
@@ -135,14 +142,13 @@ def tradeoff_figure(out: Path, table: pd.DataFrame, x: str, title: str) -> None:
             kind = g["model"].iloc[0]
             style = "s:" if kind == "control" else ("o-" if kind == "student" else "^")
             qs, ys = g[qcol].to_numpy(dtype=float), g["memorized"].to_numpy(dtype=float)
-            err = [np.clip(ys - g["ci_low"].to_numpy(dtype=float), 0, None),
-                   np.clip(g["ci_high"].to_numpy(dtype=float) - ys, 0, None)]
-            ax.errorbar(qs, ys, yerr=err, fmt=style, capsize=2, ms=4, lw=1, label=label, color=_color(g))
+            ax.errorbar(qs, ys, yerr=_yerr(g, "memorized", "ci_low", "ci_high"), fmt=style, capsize=2, ms=4, lw=1,
+                        label=label, color=_color(g))
             if kind == "student" and len(g) > 1:  # mark where the student starts (smallest x)
                 ax.annotate(f"{x}={g[x].iloc[0]:g}", (qs[0], ys[0]), fontsize=6, xytext=(3, 3),
                             textcoords="offset points")
         ax.set_xscale("log"), ax.set_ylim(-0.02, 1.02)
-        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log range overlap
+        _quiet_minor_labels(ax)
         ax.set_xlabel(f"{qcol} (lower is better)"), ax.set_title(f"{det}: memorized vs quality", fontsize=9)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{title}: memorization against sample quality", fontsize=10)
