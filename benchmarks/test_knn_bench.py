@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from membench.knn import knn_l2
+from membench.detectors.knn import knn_l2
 
 N_QUERY, N_REF, DIM = 2000, 1497, 64  # 2,000 samples against the largest digits training set
 

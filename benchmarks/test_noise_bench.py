@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from membench.sampling.noise import noise_for
+from membench.models.samplers.noise import noise_for
 
 
 @pytest.mark.benchmark(group="initial noise, 1000 x 1x8x8")

@@ -15,16 +15,16 @@ __all__ = ["run", "detect", "__version__"]
 
 
 def run(*args: Any, **kwargs: Any):  # noqa: ANN201 - see harness.run
-    from .harness import run as _run
+    from membench.api import run as _run
 
     return _run(*args, **kwargs)
 
 
 def detect(*args: Any, **kwargs: Any):  # noqa: ANN201 - see harness.detect
-    from .harness import detect as _detect
+    from membench.api import detect as _detect
 
     return _detect(*args, **kwargs)
 
 
-run.__doc__ = "Evaluate (model, detector) pairs; see membench.harness.run."
-detect.__doc__ = "Run detectors on samples made elsewhere; see membench.harness.detect."
+run.__doc__ = "Evaluate (model, detector) pairs; see membench.api.run."
+detect.__doc__ = "Run detectors on samples made elsewhere; see membench.api.detect."

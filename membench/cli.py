@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Sequence
 
-from .errors import MembenchError
+from membench.core.errors import MembenchError
 
 LIST_KINDS = ("models", "detectors", "distillers", "embedders", "samplers", "datasets", "studies")
 
@@ -141,10 +141,10 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .registry import names, plugin_errors
+    from membench.core.registry import names, plugin_errors
 
     if args.kind == "models":
-        from .models import resolve_model
+        from membench.models.specs import resolve_model
 
         for name in names("models"):
             try:
@@ -160,7 +160,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(name)
         return 0
     if args.kind in ("distillers", "studies"):
-        from .registry import get_class
+        from membench.core.registry import get_class
 
         for name in names(args.kind):
             try:
@@ -176,8 +176,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .harness import run
-    from .leaderboard import format_table
+    from membench.api import run
+    from membench.store.leaderboard import format_table
 
     t0 = time.time()
     df = run(models=args.models, detectors=args.detectors, n_samples=args.n_samples, seed=args.seed,
@@ -192,8 +192,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_detect(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .atomic import atomic_write_text
-    from .harness import detect
+    from membench.core.io import atomic_write_text
+    from membench.api import detect
 
     df, outputs = detect(args.samples, args.train, args.detectors, device=args.device, progress=not args.quiet)
     view = df.copy()
@@ -208,7 +208,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .validate import format_table, validate
+    from membench.analysis.validate import format_table, validate
 
     t0 = time.time()
     df = validate(models=args.models, detectors=args.detectors, tasks=args.tasks, n_samples=args.n_samples,
@@ -220,7 +220,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .training.cli import train_from_registry
+    from membench.training.train import train_from_registry
 
     out = train_from_registry(args.model, out=args.out, force=args.force, device=args.device,
                               steps=args.steps, progress=not args.quiet)
@@ -229,7 +229,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from .distillers.run import distill_from_registry
+    from membench.training.distill import distill_from_registry
 
     ckpt, entry = distill_from_registry(args.teacher, args.method, out=args.out, name=args.name, force=args.force,
                                         device=args.device, progress=not args.quiet, eval_samples=args.eval_samples)
@@ -238,7 +238,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    from .quality.api import measure
+    from membench.quality.api import measure
 
     df, _ = measure(args.samples, args.train, extractor=args.extractor, references=args.reference,
                     metrics=args.metrics, kid_subsets=args.kid_subsets, device=args.device, cache_dir=args.cache_dir)
@@ -253,7 +253,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
-    from .quality.train_classifier import build
+    from membench.features.train_classifier import build
 
     target, rec = build(args.out, force=args.force, epochs=args.epochs, progress=not args.quiet)
     lo, hi = rec["heldout_ci95"]
@@ -263,7 +263,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import build_report
+    from membench.report import build_report
 
     rep = build_report(args.results_dir, out_dir=args.out, cache_dir=args.cache_dir,
                        device=args.device, top=args.top)
@@ -276,7 +276,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import EXIT_REGRESSED, check
+    from membench.analysis.check import EXIT_REGRESSED, check
 
     res = check(args.baseline, n_samples=args.n_samples, tolerance=args.tolerance,
                 quality_tolerance=args.quality_tolerance, models=args.models, detectors=args.detectors,
@@ -297,7 +297,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from .check import write_baseline
+    from membench.analysis.check import write_baseline
 
     command = ("membench baseline --out " + args.out + f" --model {args.models} --detector {args.detectors} "
                f"--n-samples {args.n_samples} --seed {args.seed}")
@@ -309,7 +309,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from .studies.run import run_study
+    from membench.studies.run import run_study
 
     name = getattr(args, "name", None) or args.command
     out, tables = run_study(name, args.set, quick=args.quick, out=args.out, device=args.device,
@@ -330,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from . import __version__
+        from membench import __version__
 
         print(__version__)
         return 0

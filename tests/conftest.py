@@ -54,7 +54,7 @@ def _toml(v):
 @pytest.fixture(scope="session")
 def _tiny_teacher_master(tmp_path_factory):
     """Train the tiny teacher once per test session (3 steps)."""
-    from membench.training.cli import train_from_registry
+    from membench.training.train import train_from_registry
 
     root = tmp_path_factory.mktemp("tiny-master")
     reg = write_tiny_registry(root)

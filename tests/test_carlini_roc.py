@@ -4,8 +4,8 @@ import pytest
 
 from membench.data import Dataset, load_dataset
 from membench.detectors import DetectorContext, make_detector
-from membench.errors import MembenchError
-from membench.roc import auc_bootstrap_ci, roc_auc, tpr_at_fpr
+from membench.core.errors import MembenchError
+from membench.analysis.roc import auc_bootstrap_ci, roc_auc, tpr_at_fpr
 
 CTX = DetectorContext()
 

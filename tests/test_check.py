@@ -4,10 +4,10 @@ import json
 import pandas as pd
 import pytest
 
-from membench.check import EXIT_REGRESSED, _quality_verdict, read_baseline
+from membench.analysis.check import EXIT_REGRESSED, _quality_verdict, read_baseline
 from membench.cli import main
-from membench.errors import MembenchError
-from membench.stats import wilson_interval
+from membench.core.errors import MembenchError
+from membench.core.stats import wilson_interval
 
 
 def cli(capsys, *argv):
@@ -138,13 +138,13 @@ def test_bad_baseline_one_line(tiny_teacher, tmp_path, capsys, content, match):
 def test_committed_baseline_is_valid():
     from pathlib import Path
 
-    from membench.models import model_names
+    from membench.models.specs import model_names
 
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "leaderboard-baseline.json"
     data = read_baseline(path)
     assert {r["model"] for r in data["rows"]} <= set(model_names())
     assert data["command"].startswith("membench baseline")
     with pytest.raises(MembenchError, match="not in the baseline"):
-        from membench.check import check
+        from membench.analysis.check import check
 
         check(path, models="no-such-model")

@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from membench.checkpoint import WEIGHTS, checkpoint_hash, load_denoiser, read_meta
-from membench.errors import MembenchError
+from membench.models.checkpoints import WEIGHTS, checkpoint_hash, load_denoiser, read_meta
+from membench.core.errors import MembenchError
 
 
 def test_roundtrip_and_card(tiny_teacher):
@@ -12,7 +12,7 @@ def test_roundtrip_and_card(tiny_teacher):
     assert meta["role"] == "teacher" and meta["image_shape"] == [1, 8, 8]
     card = (tiny_teacher / "README.md").read_text()
     assert "membench train --model tiny" in card and "sha256" in card
-    from membench.checkpoint import file_sha256
+    from membench.models.checkpoints import file_sha256
 
     assert file_sha256(tiny_teacher / WEIGHTS) in card
     x = torch.randn(2, 1, 8, 8)
@@ -21,7 +21,7 @@ def test_roundtrip_and_card(tiny_teacher):
 
 
 def test_training_is_seeded(tiny_teacher, tmp_path):
-    from membench.training.cli import train_from_registry
+    from membench.training.train import train_from_registry
 
     other = train_from_registry("tiny", out=str(tmp_path / "again"), device="cpu", progress=False, eval_samples=0)
     a, _ = load_denoiser(tiny_teacher)
@@ -31,7 +31,7 @@ def test_training_is_seeded(tiny_teacher, tmp_path):
 
 
 def test_refuses_to_overwrite_without_force(tiny_teacher):
-    from membench.training.cli import train_from_registry
+    from membench.training.train import train_from_registry
 
     before = checkpoint_hash(tiny_teacher)
     with pytest.raises(MembenchError, match="already exists"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from membench.locks import claim_each, file_lock
+from membench.core.locks import claim_each, file_lock
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def test_claim_each_defers_busy_items_and_skips_finished_ones(tmp_path):
 COUNTING_DETECTOR = textwrap.dedent('''
     import os, sys, time
     from dataclasses import dataclass
-    from membench.registry import register
+    from membench.core.registry import register
     from membench.detectors.l2ratio import L2Ratio
 
     @register("detectors", "counted")

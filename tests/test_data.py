@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from membench.data import load_dataset
-from membench.errors import MembenchError, UnknownNameError
+from membench.core.errors import MembenchError, UnknownNameError
 
 
 def test_digits_subset_shape_range_and_split():

@@ -1,8 +1,8 @@
 """Our consistency students follow diffusers' ConsistencyModelPipeline conventions exactly."""
 import torch
 
-from membench.edm import EDMConfig, EDMDenoiser, build_unet
-from membench.sampling.consistency import ConsistencySampler
+from membench.models.edm import EDMConfig, EDMDenoiser, build_unet
+from membench.models.samplers.consistency import ConsistencySampler
 from tests.conftest import tiny_unet_config
 
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from membench import registry
-from membench.checkpoint import load_denoiser
+from membench.core import registry
+from membench.models.checkpoints import load_denoiser
 from membench.cli import main
-from membench.errors import MembenchError
-from membench.models import resolve_model
+from membench.core.errors import MembenchError
+from membench.models.specs import resolve_model
 
 
 def distill(capsys, *argv):
@@ -38,7 +38,7 @@ def test_builtin_distillers_end_to_end(tiny_teacher, tmp_path, capsys, method, s
 
 def test_cd_student_starts_as_teacher_with_boundary_condition(tiny_teacher):
     from membench.data import load_dataset
-    from membench.distillers import DistillContext, make_distiller
+    from membench.training.distillers import DistillContext, make_distiller
 
     teacher, _ = load_denoiser(tiny_teacher)
     res = make_distiller("cd:iterations=0").distill(teacher, load_dataset("digits:n=16"), DistillContext())
@@ -53,7 +53,7 @@ def test_cd_student_starts_as_teacher_with_boundary_condition(tiny_teacher):
 
 def test_ct_student_does_not_inherit_teacher_weights(tiny_teacher):
     from membench.data import load_dataset
-    from membench.distillers import DistillContext, make_distiller
+    from membench.training.distillers import DistillContext, make_distiller
 
     teacher, _ = load_denoiser(tiny_teacher)
     ct = make_distiller("ct:iterations=0,seed=3")
@@ -67,8 +67,8 @@ def test_ct_student_does_not_inherit_teacher_weights(tiny_teacher):
 
 
 def test_ct_curriculum_and_level_probabilities():
-    from membench.distillers.ct import curriculum, lognormal_level_probs
-    from membench.sampling.karras import karras_sigmas
+    from membench.training.distillers.ct import curriculum, lognormal_level_probs
+    from membench.models.samplers.karras import karras_sigmas
 
     assert curriculum(0, 1000, 10, 80) == 11
     assert curriculum(999, 1000, 10, 80) == 81
@@ -81,7 +81,7 @@ def test_ct_curriculum_and_level_probabilities():
 
 
 def test_pd_ramp_grid_is_nested():
-    from membench.sampling.karras import EulerSampler
+    from membench.models.samplers.karras import EulerSampler
 
     g4 = EulerSampler(steps=4, to_zero=False).grid()
     g2 = EulerSampler(steps=2, to_zero=False).grid()
@@ -90,8 +90,8 @@ def test_pd_ramp_grid_is_nested():
 
 
 def test_multistep_consistency_sampler_uses_paired_noise():
-    from membench.sampling.consistency import ConsistencySampler
-    from membench.sampling.noise import noise_for
+    from membench.models.samplers.consistency import ConsistencySampler
+    from membench.models.samplers.noise import noise_for
 
     calls = []
 
@@ -152,7 +152,7 @@ def install_distiller_plugin(tmp_path, monkeypatch, body):
 TOY = """
     from dataclasses import dataclass
     import copy, torch
-    from membench.distillers import Distiller, StudentResult
+    from membench.training.distillers import Distiller, StudentResult
 
     @dataclass
     class Toy(Distiller):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from membench.check import difference_interval
-from membench.effect import Paired, compare, effect_table, mcnemar, pair_arrays, paired_difference_interval
-from membench.results import iter_results, result_paths, write_result
+from membench.analysis.check import difference_interval
+from membench.analysis.effect import Paired, compare, effect_table, mcnemar, pair_arrays, paired_difference_interval
+from membench.store.records import iter_results, result_paths, write_result
 
 
 def test_paired_interval_matches_published_example():

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from membench.data import load_dataset
-from membench.embedders import make_embedder
-from membench.embedders import preprocess as pp
-from membench.errors import MembenchError, UnavailableError, UnknownNameError
+from membench.features import make_embedder
+from membench.features import preprocess as pp
+from membench.core.errors import MembenchError, UnavailableError, UnknownNameError
 
 
 from tests.embedder_fixtures import tiny_clip, tiny_torchscript  # noqa: F401  (fixtures)
@@ -105,7 +105,7 @@ def test_digits_embedder_committed_weights():
     import hashlib
     from pathlib import Path
 
-    from membench.embedders.digits import resolve_dir
+    from membench.features.digits import resolve_dir
 
     folder = resolve_dir("models/digits-embedder")
     sha = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
@@ -127,7 +127,7 @@ def test_digits_embedder_missing_and_corrupt(tmp_path):
         make_embedder("digits", weights=str(tmp_path)).embed(np.zeros((1, 1, 8, 8), np.float32))
     import shutil
 
-    from membench.embedders.digits import resolve_dir
+    from membench.features.digits import resolve_dir
 
     shutil.copytree(resolve_dir("models/digits-embedder"), tmp_path / "e")
     (tmp_path / "e" / "model.safetensors").write_bytes(b"garbage")
@@ -136,7 +136,7 @@ def test_digits_embedder_missing_and_corrupt(tmp_path):
 
 
 def test_training_embeddings_cached(tmp_path):
-    from membench.embedders.cache import cache_path, training_embeddings
+    from membench.features.cache import cache_path, training_embeddings
 
     ds = load_dataset("digits:n=32")
     emb = make_embedder("pixels")

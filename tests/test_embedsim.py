@@ -8,7 +8,7 @@ import pytest
 from membench.cli import main
 from membench.data import load_dataset
 from membench.detectors import DetectorContext, make_detector
-from membench.errors import MembenchError
+from membench.core.errors import MembenchError
 
 from tests.embedder_fixtures import tiny_clip, tiny_torchscript  # noqa: F401  (fixtures)
 
@@ -79,7 +79,7 @@ def test_cli_all_marks_missing_weights_unavailable(tiny_teacher, tmp_path, capsy
                              "--results-dir", str(res), "--quiet")
     assert code == 0, err
     board = pd.read_csv(res / "leaderboard.csv").set_index("detector")
-    from membench.registry import names
+    from membench.core.registry import names
 
     assert set(board.index) == set(names("detectors"))  # every detector has a row
     for name in ("sscd", "clip"):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from membench.knn import knn_cosine, knn_l2
+from membench.detectors.knn import knn_cosine, knn_l2
 
 
 def brute_l2(q, ref, k):

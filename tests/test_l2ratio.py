@@ -3,7 +3,7 @@ import pytest
 
 from membench.data import Dataset, load_dataset
 from membench.detectors import DetectorContext, make_detector
-from membench.errors import MembenchError
+from membench.core.errors import MembenchError
 
 CTX = DetectorContext()
 

@@ -10,9 +10,9 @@ import membench
 import membench.quality.api
 from membench.cli import main
 from membench.data import load_dataset
-from membench.errors import MembenchError, UnavailableError
+from membench.core.errors import MembenchError, UnavailableError
 from membench.quality.evaluate import evaluate, summary
-from membench.quality.extractors import resolve_extractor
+from membench.features.fidelity import resolve_extractor
 from membench.quality.features import cached_features, extract
 from membench.quality.metrics import MetricConfig
 
@@ -37,9 +37,9 @@ def test_committed_classifier_card_matches_weights_and_accuracy(digits):
     """Recompute the card's numbers: weights hash and held-out accuracy."""
     import torch
 
-    from membench.checkpoint import file_sha256
-    from membench.quality.classifier import DEFAULT_DIR, load_classifier
-    from membench.quality.train_classifier import digit_labels
+    from membench.models.checkpoints import file_sha256
+    from membench.features.digits_classifier import DEFAULT_DIR, load_classifier
+    from membench.features.train_classifier import digit_labels
 
     card = (DEFAULT_DIR / "README.md").read_text()
     assert file_sha256(DEFAULT_DIR / "model.safetensors") in card
@@ -55,7 +55,7 @@ def test_committed_classifier_card_matches_weights_and_accuracy(digits):
 def test_digit_labels_agree_with_sklearn(digits):
     from sklearn.datasets import load_digits
 
-    from membench.quality.train_classifier import digit_labels
+    from membench.features.train_classifier import digit_labels
 
     np.testing.assert_array_equal(digit_labels(digits.images), load_digits().target[digits.source_index])
     with pytest.raises(MembenchError, match="not digits"):
@@ -63,7 +63,7 @@ def test_digit_labels_agree_with_sklearn(digits):
 
 
 def test_train_classifier_writes_folder_atomically(tmp_path):
-    from membench.quality.train_classifier import build
+    from membench.features.train_classifier import build
 
     out = tmp_path / "clf"
     target, rec = build(out, epochs=1)
@@ -82,7 +82,7 @@ def test_pipeline_equals_torch_fidelity_calculate_metrics(digits, tmp_path):
     """Our cached input -> features -> metrics path gives calculate_metrics' numbers exactly."""
     import torch_fidelity
 
-    from membench.quality.extractors import TF_DIGITS, ensure_registered
+    from membench.features.fidelity import TF_DIGITS, ensure_registered
     from membench.quality.features import torch_fidelity_dataset
 
     gen = digits.images[:150]
@@ -150,7 +150,7 @@ def test_extractor_bad_names_and_missing_weights(tmp_path, monkeypatch):
 def test_corrupt_classifier_weights(tmp_path):
     import shutil
 
-    from membench.quality.classifier import DEFAULT_DIR, load_classifier
+    from membench.features.digits_classifier import DEFAULT_DIR, load_classifier
 
     bad = tmp_path / "clf"
     shutil.copytree(DEFAULT_DIR, bad)
@@ -178,7 +178,7 @@ class _Evil:
 
 
 def test_inception_weights_are_loaded_safely(tmp_path, monkeypatch):
-    from membench.quality.extractors import _load_inception_state
+    from membench.features.fidelity import _load_inception_state
 
     monkeypatch.chdir(tmp_path)
     evil = tmp_path / "evil.pth"
@@ -258,8 +258,8 @@ def test_run_puts_quality_beside_memorization(tiny_teacher, tmp_path, capsys):
     assert np.isnan(row.fid_train) and "FID needs at least 33" in row.quality_note
     assert 0 <= row.recall_train <= 1
     # independent check of the stored numbers: recompute from the cached samples
-    from membench.models import resolve_model
-    from membench.samples import get_samples
+    from membench.models.specs import resolve_model
+    from membench.models.samples import get_samples
 
     samples = get_samples(resolve_model("tiny"), 40, 0, "cpu")
     again = evaluate(samples.images, load_dataset("digits:n=16"), "digits", strict=False, cache_dir=tmp_path / "c2")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from membench.errors import MembenchError
+from membench.core.errors import MembenchError
 from membench.quality.metrics import MetricConfig, fid, kid, precision_recall, quality_metrics
 
 
@@ -113,7 +113,7 @@ def test_minimum_counts_fail_clearly_or_mark_nan(rng):
 
 
 def test_precision_recall_carry_wilson_intervals(rng):
-    from membench.stats import wilson_interval
+    from membench.core.stats import wilson_interval
 
     gen, ref = rng.normal(size=(100, 4)).astype(np.float32), (rng.normal(size=(80, 4)) + 0.5).astype(np.float32)
     out = quality_metrics(gen, ref, MetricConfig(metrics=("prc",)))

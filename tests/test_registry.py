@@ -4,10 +4,10 @@ import textwrap
 
 import pytest
 
-from membench import registry
+from membench.core import registry
 from membench.detectors import make_detector
-from membench.errors import UnknownNameError
-from membench.models import resolve_model
+from membench.core.errors import UnknownNameError
+from membench.models.specs import resolve_model
 
 
 def test_builtin_table_matches_decorators():
@@ -47,7 +47,7 @@ def test_bad_toml_is_one_line(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "broken.toml").write_text("role = \n")
     monkeypatch.setenv("MEMBENCH_REGISTRY", str(tmp_path))
-    from membench.errors import MembenchError
+    from membench.core.errors import MembenchError
 
     with pytest.raises(MembenchError, match="cannot parse"):
         resolve_model("broken")

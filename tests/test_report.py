@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from membench.cli import main
-from membench.results import iter_results, read_arrays
+from membench.store.records import iter_results, read_arrays
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

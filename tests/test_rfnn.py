@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from membench import rfnn
+from membench.studies import rfnn_model as rfnn
 from membench.cli import main
 
 

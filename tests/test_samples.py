@@ -1,10 +1,10 @@
 import numpy as np
 import torch
 
-from membench.checkpoint import load_denoiser
-from membench.models import resolve_model
-from membench.samples import SampleSet, get_samples, sample_key
-from membench.sampling.noise import noise_for
+from membench.models.checkpoints import load_denoiser
+from membench.models.specs import resolve_model
+from membench.models.samples import SampleSet, get_samples, sample_key
+from membench.models.samplers.noise import noise_for
 
 
 def test_sample_key_depends_on_everything():
@@ -39,8 +39,8 @@ def test_cache_roundtrip_and_corrupt_cache_regenerated(tiny_teacher, tmp_path):
 
 
 def test_batch_size_does_not_change_samples(tiny_teacher):
-    from membench.models import make_sampler
-    from membench.samples import generate
+    from membench.models.specs import make_sampler
+    from membench.models.samples import generate
 
     model, _ = load_denoiser(tiny_teacher)
     a, _ = generate(model, make_sampler("heun:steps=3"), 10, 0, (1, 8, 8), "cpu", batch_size=10)

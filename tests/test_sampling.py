@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from membench.edm import EDMConfig, EDMDenoiser
-from membench.sampling.karras import EulerSampler, HeunSampler, karras_sigmas
-from membench.sampling.noise import noise_for
+from membench.models.edm import EDMConfig, EDMDenoiser
+from membench.models.samplers.karras import EulerSampler, HeunSampler, karras_sigmas
+from membench.models.samplers.noise import noise_for
 
 
 def test_karras_grid_formula():

@@ -7,8 +7,8 @@ from torch import nn
 from membench.data import load_dataset
 from membench.detectors import DetectorContext, make_detector
 from membench.detectors.sharpness import density_for, sharpness_batch
-from membench.errors import MembenchError, UnavailableError
-from membench.models import ModelSpec
+from membench.core.errors import MembenchError, UnavailableError
+from membench.models.specs import ModelSpec
 
 
 class LinearDenoiser(nn.Module):
@@ -76,13 +76,13 @@ def test_perfect_memorizer_is_sharp_at_training_images():
     train = det.measure(model, ds.images, "cpu")["sharpness"]
     held = det.measure(model, ds.heldout[:100], "cpu")["sharpness"]
     assert np.median(train) > 0.99  # D snaps to the image itself: J_D ~ 0
-    from membench.roc import roc_auc
+    from membench.analysis.roc import roc_auc
 
     assert roc_auc(train, held) > 0.9
 
 
 def test_jvp_and_vjp_agree_on_a_real_unet(tiny_teacher):
-    from membench.checkpoint import load_denoiser
+    from membench.models.checkpoints import load_denoiser
 
     model, _ = load_denoiser(tiny_teacher)
     x = torch.from_numpy(load_dataset("digits:n=16").images[:4])
@@ -103,7 +103,7 @@ def test_jvp_and_vjp_same_spectrum_nonsymmetric():
 
 
 def test_detect_calibrates_on_heldout(tiny_teacher):
-    from membench.models import resolve_model
+    from membench.models.specs import resolve_model
 
     from membench.data import Dataset
 

@@ -1,7 +1,7 @@
 import pytest
 
-from membench.errors import MembenchError
-from membench.specs import format_spec, parse_spec, split_list
+from membench.core.errors import MembenchError
+from membench.core.specs import format_spec, parse_spec, split_list
 
 
 def test_parse_spec_types():

@@ -1,6 +1,6 @@
 import pytest
 
-from membench.stats import wilson_interval
+from membench.core.stats import wilson_interval
 
 
 @pytest.mark.parametrize("k,n,lo,hi", [

@@ -41,7 +41,7 @@ def test_paired_difference_respects_pairing():
 
 
 def test_cd_snapshots_start_at_the_teacher_and_end_at_the_student(tiny_teacher):
-    from membench.checkpoint import load_denoiser
+    from membench.models.checkpoints import load_denoiser
     from membench.data import load_dataset
     from membench.studies.pipeline import distill
 

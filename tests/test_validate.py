@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from membench.cli import main
-from membench.validate import perturb_shift, separation
+from membench.analysis.validate import perturb_shift, separation
 
 
 def run_cli(capsys, *argv):

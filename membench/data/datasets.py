@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MembenchError
-from ..specs import format_spec, parse_spec
+from membench.core.errors import MembenchError
+from membench.core.specs import format_spec, parse_spec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -178,7 +178,7 @@ def load_images(path: str | Path, what: str = "images") -> np.ndarray:
 
 def load_dataset(spec: str) -> Dataset:
     """Resolve a dataset name (``digits:n=64``, a registry entry) or a path."""
-    from ..registry import entry_files, read_entry, unknown
+    from membench.core.registry import entry_files, read_entry, unknown
 
     path = Path(spec)
     if path.suffix in (".npz", ".npy") or path.is_dir() or path.exists():

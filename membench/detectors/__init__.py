@@ -1,4 +1,4 @@
 """Memorization detectors, one per module; see ``base.Detector`` for the interface."""
-from .base import Detector, DetectorContext, DetectorOutput, make_detector
+from membench.detectors.base import Detector, DetectorContext, DetectorOutput, make_detector
 
 __all__ = ["Detector", "DetectorContext", "DetectorOutput", "make_detector"]

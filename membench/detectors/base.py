@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..data import Dataset
-from ..errors import MembenchError
-from ..specs import parse_spec
+from membench.data import Dataset
+from membench.core.errors import MembenchError
+from membench.core.specs import parse_spec
 
 
 @dataclass
@@ -32,9 +32,9 @@ class DetectorContext:
         Model-based detectors (sharpness) call this; it raises UnavailableError when
         there is no model (samples made elsewhere) or a student has no teacher.
         """
-        from ..checkpoint import load_denoiser
-        from ..errors import UnavailableError
-        from ..models import resolve_model
+        from membench.models.checkpoints import load_denoiser
+        from membench.core.errors import UnavailableError
+        from membench.models.specs import resolve_model
 
         if self.model is None:
             raise UnavailableError("needs a registered model (not available for sample files)")
@@ -80,7 +80,7 @@ class Detector:
 
 
 def check_compatible(samples: np.ndarray, train: Dataset, what: str = "samples") -> None:
-    from ..data.datasets import check_images
+    from membench.data.datasets import check_images
 
     if samples.ndim != 4:
         raise MembenchError(f"{what}: expected (N, C, H, W) images, got shape {samples.shape}")
@@ -95,7 +95,7 @@ def check_compatible(samples: np.ndarray, train: Dataset, what: str = "samples")
 
 def make_detector(spec: str) -> Detector:
     """Build a detector from ``name`` or ``name:k=v,...``; declarative variants live in registry/detectors."""
-    from ..registry import entry_files, get_class, instantiate, read_entry
+    from membench.core.registry import entry_files, get_class, instantiate, read_entry
 
     name, overrides = parse_spec(spec)
     params: dict[str, Any] = {}

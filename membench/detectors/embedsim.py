@@ -9,7 +9,7 @@ Built-in configurations: ``sscd`` (threshold 0.5, Somepalli et al. 2023), ``clip
 (open_clip; no canonical copy threshold exists, so the default is a parameter to be
 calibrated with ``membench validate``), ``digits-sim`` (the project's digits embedder) and
 ``embedsim`` (any registered embedder by name; default: centred raw pixels, a baseline).
-Training-set embeddings are cached per (dataset, embedder) (``membench.embedders.cache``).
+Training-set embeddings are cached per (dataset, embedder) (``membench.features.cache``).
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Dataset
-from ..embedders.base import Embedder, make_embedder
-from ..errors import MembenchError
-from ..knn import knn_cosine
-from ..registry import register
-from .base import Detector, DetectorContext, DetectorOutput, check_compatible
+from membench.data import Dataset
+from membench.features.base import Embedder, make_embedder
+from membench.core.errors import MembenchError
+from membench.detectors.knn import knn_cosine
+from membench.core.registry import register
+from membench.detectors.base import Detector, DetectorContext, DetectorOutput, check_compatible
 
 
 @dataclass
@@ -38,7 +38,7 @@ class _SimilarityBase(Detector):
 
     def config(self) -> dict[str, Any]:
         # Part of every result key: new embedder weights must not reuse old results.
-        from ..errors import UnavailableError
+        from membench.core.errors import UnavailableError
 
         cfg = super().config()
         try:
@@ -55,7 +55,7 @@ class _SimilarityBase(Detector):
         self.make_embedder()  # validates the embedder's options now, before any work
 
     def detect(self, samples: np.ndarray, train: Dataset, ctx: DetectorContext) -> DetectorOutput:
-        from ..embedders.cache import training_embeddings
+        from membench.features.cache import training_embeddings
 
         check_compatible(samples, train)
         emb = self.make_embedder()

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import Dataset
-from ..errors import MembenchError
-from ..knn import knn_l2
-from ..registry import register
-from .base import Detector, DetectorContext, DetectorOutput, check_compatible
+from membench.data import Dataset
+from membench.core.errors import MembenchError
+from membench.detectors.knn import knn_l2
+from membench.core.registry import register
+from membench.detectors.base import Detector, DetectorContext, DetectorOutput, check_compatible
 
 
 def quantize_uint8(images: np.ndarray) -> np.ndarray:

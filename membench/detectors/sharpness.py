@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Dataset
-from ..errors import MembenchError
-from ..registry import register
-from .base import Detector, DetectorContext, DetectorOutput, check_compatible
+from membench.data import Dataset
+from membench.core.errors import MembenchError
+from membench.core.registry import register
+from membench.detectors.base import Detector, DetectorContext, DetectorOutput, check_compatible
 
 PROBE_STEP = 10_000  # noise_for step offset of the probe vectors (disjoint from sampler steps)
 MAX_CALIBRATION_TRAIN = 500  # training images scored for the calibration AUC
@@ -55,7 +55,7 @@ def density_for(model_spec: Any) -> str:
 
 
 def _rademacher(seed: int, index: np.ndarray, shape: tuple[int, ...], probe: int) -> Any:
-    from ..sampling.noise import noise_for
+    from membench.models.samplers.noise import noise_for
 
     return noise_for(seed, index, shape, step=PROBE_STEP + probe).sign()
 
@@ -123,8 +123,8 @@ def sharpness_batch(model: Any, x: Any, index: np.ndarray, sigma: float, probes:
 
 
 def _checkpoint_key(spec: Any, which: str) -> str:
-    from ..checkpoint import checkpoint_hash
-    from ..models import resolve_model
+    from membench.models.checkpoints import checkpoint_hash
+    from membench.models.specs import resolve_model
 
     return checkpoint_hash((resolve_model(spec.teacher) if which == "teacher" else spec).checkpoint)
 
@@ -195,8 +195,8 @@ class Sharpness(Detector):
         return _CALIBRATION[key]
 
     def detect(self, samples: np.ndarray, train: Dataset, ctx: DetectorContext) -> DetectorOutput:
-        from ..knn import knn_l2
-        from ..roc import roc_auc
+        from membench.detectors.knn import knn_l2
+        from membench.analysis.roc import roc_auc
 
         check_compatible(samples, train)
         which = density_for(ctx.model)

@@ -7,9 +7,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import MembenchError
-from .evaluate import REFERENCES, evaluate
-from .metrics import METRICS, MetricConfig
+from membench.core.errors import MembenchError
+from membench.quality.evaluate import REFERENCES, evaluate
+from membench.quality.metrics import METRICS, MetricConfig
 
 
 def measure(samples: str | Path | np.ndarray, train: str, extractor: str = "digits",
@@ -18,9 +18,9 @@ def measure(samples: str | Path | np.ndarray, train: str, extractor: str = "digi
             ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Quality of ``samples`` (a ``.npz``/``.npy``/image folder or an array) against ``train``'s
     held-out and/or training images. Strict: a set too small for a metric is an error."""
-    from ..data import load_dataset
-    from ..data.datasets import to_model_range
-    from ..samples import resolve_device
+    from membench.data import load_dataset
+    from membench.data.datasets import to_model_range
+    from membench.models.samples import resolve_device
 
     if isinstance(references, str):
         references = [r.strip() for r in references.split(",") if r.strip()]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from .evaluate import REFERENCES, summary
+from membench.quality.evaluate import REFERENCES, summary
 
 QUALITY_COLUMNS = ["quality_extractor"] + [
     c for ref in REFERENCES for c in (
@@ -25,7 +25,7 @@ QUALITY_COLUMNS = ["quality_extractor"] + [
 
 def _pick(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The digits classifier's record when there is one, else the newest."""
-    from .harness import DEFAULT_EXTRACTOR
+    from membench.quality.harness import DEFAULT_EXTRACTOR
 
     newest_first = sorted(records, key=lambda r: r.get("created", ""), reverse=True)
     return sorted(newest_first, key=lambda r: r["extractor"]["name"] != DEFAULT_EXTRACTOR)[0]
@@ -33,7 +33,7 @@ def _pick(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def quality_by_sample(results_dir: str | Path, extra: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """sample_key -> flat quality columns (stored records, then this run's unavailable ones)."""
-    from .harness import iter_quality
+    from membench.quality.harness import iter_quality
 
     groups: dict[str, list[dict[str, Any]]] = {}
     for rec in iter_quality(results_dir):

@@ -20,12 +20,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..atomic import atomic_write_json
-from ..data import Dataset
-from ..errors import MembenchError
-from .extractors import ExtractorSpec, resolve_extractor
-from .features import cached_features, check_images, features_key, to_uint8
-from .metrics import MetricConfig, quality_metrics
+from membench.core.io import atomic_write_json
+from membench.data import Dataset
+from membench.core.errors import MembenchError
+from membench.features.fidelity import ExtractorSpec, resolve_extractor
+from membench.quality.features import cached_features, check_images, features_key, to_uint8
+from membench.quality.metrics import MetricConfig, quality_metrics
 
 QUALITY_FORMAT = 1
 REFERENCES = ("heldout", "train")
@@ -52,7 +52,7 @@ def evaluate(images: np.ndarray, train: Dataset, extractor: str | ExtractorSpec 
     ``strict``: bad or too small sets raise MembenchError (a one-line reason); otherwise a
     metric that cannot be computed is NaN and its reason is listed in ``notes``.
     """
-    from ..samples import default_cache_dir
+    from membench.core.workspace import default_cache_dir
 
     cfg = cfg or MetricConfig()
     ext = resolve_extractor(extractor) if isinstance(extractor, str) else extractor
@@ -75,7 +75,7 @@ def evaluate(images: np.ndarray, train: Dataset, extractor: str | ExtractorSpec 
             continue
         refs[name] = np.asarray(arr)
     if strict:  # too few images: say so before any feature extraction (Inception is slow on a CPU)
-        from .metrics import count_problem
+        from membench.quality.metrics import count_problem
 
         for name, arr in refs.items():
             for metric in cfg.metrics:

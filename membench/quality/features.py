@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_save_npz
-from ..errors import MembenchError
-from .extractors import ExtractorSpec, ensure_registered
+from membench.core.io import atomic_save_npz
+from membench.core.errors import MembenchError
+from membench.features.fidelity import ExtractorSpec, ensure_registered
 
 FEATURE_FORMAT = 1
 _EXTRACTOR_CACHE: dict[tuple[str, str, str, str], Any] = {}
@@ -29,7 +29,7 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 def check_images(images: np.ndarray, ext: ExtractorSpec, what: str) -> None:
-    from ..data.datasets import check_images as check_finite
+    from membench.data.datasets import check_images as check_finite
 
     if not isinstance(images, np.ndarray) or images.ndim != 4:
         raise MembenchError(f"{what}: expected images of shape (N, C, H, W), got {getattr(images, 'shape', type(images))}")
@@ -92,7 +92,7 @@ def extract(images: np.ndarray, ext: ExtractorSpec, device: str = "cpu", batch_s
 
 def cached_features(images: np.ndarray, ext: ExtractorSpec, device: str = "cpu", cache_dir: Path | None = None,
                     what: str = "images") -> np.ndarray:
-    from ..samples import default_cache_dir
+    from membench.core.workspace import default_cache_dir
 
     check_images(images, ext, what)
     key = features_key(to_uint8(images), ext)

@@ -13,13 +13,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from ..atomic import atomic_write_json
-from ..data import Dataset
-from ..errors import UnavailableError
-from ..results import _safe, result_key
-from .evaluate import evaluate
-from .extractors import resolve_extractor
-from .metrics import MetricConfig
+from membench.core.io import atomic_write_json
+from membench.data import Dataset
+from membench.core.errors import UnavailableError
+from membench.store.records import _safe, result_key
+from membench.quality.evaluate import evaluate
+from membench.features.fidelity import resolve_extractor
+from membench.quality.metrics import MetricConfig
 
 SCHEMA = 1
 DEFAULT_EXTRACTOR = "digits"
@@ -39,7 +39,7 @@ def run_quality(spec: Any, sample_key: str, train: Dataset, load_samples: Callab
     extractor weights, images the extractor cannot take) for the leaderboard; these are
     retried on the next run. Other bad input raises MembenchError.
     """
-    from .. import __version__
+    from membench import __version__
 
     cfg = MetricConfig()
     try:

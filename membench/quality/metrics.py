@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MembenchError
-from ..stats import wilson_interval
+from membench.core.errors import MembenchError
+from membench.core.stats import wilson_interval
 
 METRICS = ("fid", "kid", "prc")
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..atomic import atomic_write_text
-from ..errors import MembenchError
+from membench.core.io import atomic_write_text
+from membench.core.errors import MembenchError
 
 
 @dataclass
@@ -29,8 +29,8 @@ class Report:
 
 def leaderboard_view(board: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard with direction arrows in the headers and quality columns appended."""
-    from ..directions import arrow, quality_columns
-    from ..leaderboard import format_table
+    from membench.store.directions import arrow, quality_columns
+    from membench.store.leaderboard import format_table
 
     view = format_table(board).rename(columns={"memorized (95% CI)": "memorized ↓ (95% CI)"})
     for col in quality_columns(board.columns):
@@ -48,12 +48,12 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path | None
                  regenerate: bool = True) -> Report:
     """Write ``report.html``, ``leaderboard.csv/.md`` and ``effect.csv/.md`` into ``out_dir``
     (default ``<results>/report``) and return what was written."""
-    from .. import leaderboard
-    from ..directions import quality_columns
-    from ..effect import effect_table, format_effect
-    from ..results import iter_results
-    from . import html, plots
-    from .grids import SampleSource, model_grid, pair_grid
+    from membench.store import leaderboard
+    from membench.store.directions import quality_columns
+    from membench.analysis.effect import effect_table, format_effect
+    from membench.store.records import iter_results
+    from membench.report import html, plots
+    from membench.report.grids import SampleSource, model_grid, pair_grid
 
     results_dir = Path(results_dir)
     if not (results_dir / "runs").is_dir():

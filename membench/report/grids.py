@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MembenchError
+from membench.core.errors import MembenchError
 
 
 class SampleSource:
     """Loads (and caches in memory) sample sets and training sets for result records."""
 
     def __init__(self, cache_dir: Path | None, device: str = "cpu", regenerate: bool = True):
-        from ..samples import default_cache_dir
+        from membench.core.workspace import default_cache_dir
 
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.device = device
@@ -29,7 +29,7 @@ class SampleSource:
 
     def samples(self, rec: dict[str, Any]) -> Any:
         """The SampleSet a result was computed on; raises MembenchError with the reason if unavailable."""
-        from ..samples import SampleSet, get_samples
+        from membench.models.samples import SampleSet, get_samples
 
         key = rec.get("sample_key")
         if not key:
@@ -39,7 +39,7 @@ class SampleSource:
             if path.is_file():
                 ss = SampleSet.load(path)
             elif self.regenerate:
-                from ..models import resolve_model
+                from membench.models.specs import resolve_model
 
                 ss = get_samples(resolve_model(rec["model"]["name"]), int(rec["n_samples"]), int(rec["seed"]),
                                  self.device, self.cache_dir)
@@ -52,7 +52,7 @@ class SampleSource:
         return self._samples[key]
 
     def train(self, rec: dict[str, Any]) -> Any:
-        from ..data import load_dataset
+        from membench.data import load_dataset
 
         spec = rec["model"]["dataset"]
         if spec not in self._train:
@@ -97,7 +97,7 @@ class Grid:
 def pair_grid(pair: dict[str, Any], source: SampleSource, top: int) -> Grid:
     """Rows: the ``top`` noises where teacher or student is most memorized; columns: teacher
     sample, its nearest training image, student sample (same noise), its nearest."""
-    from .plots import image_strip
+    from membench.report.plots import image_strip
 
     p, srec, trec = pair["paired"], pair["student_record"], pair["teacher_record"]
     hi = bool(srec["detector"].get("higher_is_memorized", False))
@@ -122,8 +122,8 @@ def pair_grid(pair: dict[str, Any], source: SampleSource, top: int) -> Grid:
 
 def model_grid(path: Path, rec: dict[str, Any], source: SampleSource, top: int) -> Grid:
     """The ``top`` most memorized samples of one model beside their nearest training images."""
-    from ..results import read_arrays
-    from .plots import image_strip
+    from membench.store.records import read_arrays
+    from membench.report.plots import image_strip
 
     arr = read_arrays(path)
     hi = bool(rec["detector"].get("higher_is_memorized", False))

@@ -91,7 +91,7 @@ def teacher_vs_student(pair: dict[str, Any]) -> bytes:
 
 def quality_vs_memorization(board: pd.DataFrame, quality_cols: list[str]) -> bytes | None:
     """One panel per quality column: quality (y) against memorized fraction (x, with CI)."""
-    from ..directions import arrow
+    from membench.store.directions import arrow
 
     ok = board[board["status"] == "ok"]
     cols = [c for c in quality_cols if c in ok and ok[c].notna().any()]

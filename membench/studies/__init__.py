@@ -4,6 +4,6 @@ A study is a dataclass registered under ``studies`` (its fields are its configur
 settable as ``--set key=value``); ``run(out_dir, ctx)`` computes its tables, writes them
 (CSV), its figures (PNG) and a ``record.json`` under ``out_dir`` and returns the tables.
 """
-from .base import Study, StudyContext, make_study
+from membench.studies.base import Study, StudyContext, make_study
 
 __all__ = ["Study", "StudyContext", "make_study"]

@@ -11,9 +11,9 @@ from typing import Any, ClassVar, Sequence
 
 import pandas as pd
 
-from ..atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from ..errors import MembenchError
-from ..specs import parse_value
+from membench.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from membench.core.errors import MembenchError
+from membench.core.specs import parse_value
 
 
 @dataclass
@@ -59,7 +59,7 @@ def _coerce(cls: type, key: str, value: Any) -> Any:
 
 def make_study(name: str, overrides: dict[str, Any] | None = None, quick: bool = False) -> Study:
     """Build a registered study; ``quick`` applies its seconds-scale configuration first."""
-    from ..registry import get_class
+    from membench.core.registry import get_class
 
     cls = get_class("studies", name)
     valid = {f.name for f in fields(cls)}
@@ -114,7 +114,7 @@ def write_figure(out: Path, name: str, fig: Any) -> Path:
 def write_record(out: Path, study: Study, ctx: StudyContext, started: float, extra: dict[str, Any] | None = None) -> Path:
     import torch
 
-    from .. import __version__
+    from membench import __version__
 
     rec = {"study": study.registry_name, "config": study.config(), "command": ctx.command,
            "device": ctx.device, "device_name": _device_name(ctx.device), "wall_time_s": round(time.time() - started, 1),

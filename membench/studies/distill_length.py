@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..errors import MembenchError
-from ..registry import register
-from .base import Study, StudyContext, write_record, write_table
-from .measure import Evaluator
-from .pipeline import distill, image_rows, nfe_control, progress_note, sample, with_steps
-from .plots import example_grid, study_figures
+from membench.core.errors import MembenchError
+from membench.core.registry import register
+from membench.studies.base import Study, StudyContext, write_record, write_table
+from membench.studies.measure import Evaluator
+from membench.studies.pipeline import distill, image_rows, nfe_control, progress_note, sample, with_steps
+from membench.studies.plots import example_grid, study_figures
 
 if TYPE_CHECKING:
-    from ..models import ModelSpec
+    from membench.models.specs import ModelSpec
 
 
 @register("studies", "distill-length")
@@ -59,8 +59,8 @@ class DistillLengthStudy(Study):
             raise MembenchError(f"distill-length: n_samples must be an integer >= 2, got {self.n_samples}")
 
     def run(self, out: Path, ctx: StudyContext) -> dict[str, pd.DataFrame]:
-        from ..checkpoint import checkpoint_hash, load_denoiser
-        from ..data import load_dataset
+        from membench.models.checkpoints import checkpoint_hash, load_denoiser
+        from membench.data import load_dataset
 
         started = time.time()
         note = progress_note(ctx.progress)
@@ -113,8 +113,8 @@ class DistillLengthStudy(Study):
 
 
     def _teacher_spec(self) -> "ModelSpec":
-        from ..checkpoint import read_meta
-        from ..models import ModelSpec, resolve_model
+        from membench.models.checkpoints import read_meta
+        from membench.models.specs import ModelSpec, resolve_model
 
         if Path(self.teacher).is_dir():  # a checkpoint folder, e.g. the training-time study's teacher
             meta = read_meta(self.teacher)
@@ -129,6 +129,6 @@ class DistillLengthStudy(Study):
 
 
 def _nfe(sampler: str) -> int:
-    from ..models import make_sampler
+    from membench.models.specs import make_sampler
 
     return int(getattr(make_sampler(sampler), "nfe", -1))

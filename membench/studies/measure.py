@@ -14,10 +14,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data import Dataset
-from ..detectors.base import Detector, DetectorContext, DetectorOutput, make_detector
-from ..errors import MembenchError, UnavailableError
-from ..stats import wilson_interval
+from membench.data import Dataset
+from membench.detectors.base import Detector, DetectorContext, DetectorOutput, make_detector
+from membench.core.errors import MembenchError, UnavailableError
+from membench.core.stats import wilson_interval
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Evaluator:
     quality_note: str = ""
 
     def __post_init__(self) -> None:
-        from ..registry import names
+        from membench.core.registry import names
 
         wanted = list(self.detector_names)
         expand = "all" in wanted
@@ -65,7 +65,7 @@ class Evaluator:
         if not self.quality:
             return row
         try:
-            from ..quality.evaluate import evaluate, summary  # the quality branch's metrics, when installed
+            from membench.quality.evaluate import evaluate, summary  # the quality branch's metrics, when installed
         except ImportError:
             self.quality_note = "membench.quality not installed: pixel FD only"
             return row
@@ -81,7 +81,7 @@ class Evaluator:
 
 def pixel_fd(images: np.ndarray, reference: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to raw pixels of two image sets."""
-    from ..rfnn import frechet_distance
+    from membench.studies.rfnn_model import frechet_distance
 
     a = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
     b = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
@@ -132,7 +132,7 @@ def paired_columns(out: DetectorOutput, ref: DetectorOutput, images: np.ndarray,
 def paired_difference(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, float, float, str]:
     """mean(a) - mean(b) for paired booleans, with a 95% interval that respects the pairing.
 
-    Newcombe's square-and-add interval from ``membench.effect`` when that module is installed;
+    Newcombe's square-and-add interval from ``membench.analysis.effect`` when that module is installed;
     otherwise a paired bootstrap over noises (2,000 resamples, seeded).
     """
     n11 = int(np.sum(a & b))
@@ -141,7 +141,7 @@ def paired_difference(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[floa
     n00 = int(np.sum(~a & ~b))
     diff = (n10 - n01) / len(a)
     try:
-        from ..effect import paired_difference_interval
+        from membench.analysis.effect import paired_difference_interval
 
         _, lo, hi = paired_difference_interval(n11, n10, n01, n00)
         return diff, float(lo), float(hi), "newcombe-paired"

@@ -7,10 +7,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..data import Dataset
-from ..errors import MembenchError
-from ..specs import format_spec, parse_spec
-from .measure import Evaluator, memorization_columns, paired_columns
+from membench.data import Dataset
+from membench.core.errors import MembenchError
+from membench.core.specs import format_spec, parse_spec
+from membench.studies.measure import Evaluator, memorization_columns, paired_columns
 
 # UNet presets for the studies' teachers ("tiny" keeps tests and smoke runs in seconds).
 UNET_PRESETS: dict[str, dict[str, Any]] = {
@@ -28,8 +28,8 @@ def unet_preset(name: str) -> dict[str, Any]:
 
 def sample(model: Any, sampler_spec: str, n: int, seed: int, shape: tuple[int, int, int], device: str) -> np.ndarray:
     """``n`` paired samples (noise i of ``seed`` -> sample i) of ``model`` with ``sampler_spec``."""
-    from ..models import make_sampler
-    from ..samples import generate
+    from membench.models.specs import make_sampler
+    from membench.models.samples import generate
 
     images, _ = generate(model, make_sampler(sampler_spec), n, seed, shape, device, desc=sampler_spec)
     return images
@@ -53,7 +53,7 @@ def image_rows(ev: Evaluator, labels: dict[str, Any], images: np.ndarray,
 def train_with_snapshots(dataset: str, steps: int, snapshot_at: set[int], device: str, progress: bool,
                          **train_opts: Any) -> tuple[dict[int, Any], dict[str, Any]]:
     """Train an EDM teacher; returns {step: EMA denoiser copy} at ``snapshot_at`` (and the end)."""
-    from ..training.teacher import TeacherTrainConfig, train_teacher
+    from membench.training.teacher import TeacherTrainConfig, train_teacher
 
     every = _gcd_all(sorted(snapshot_at)) if snapshot_at else 0
     cfg = TeacherTrainConfig(dataset=dataset, steps=steps, snapshot_every=every, **train_opts)
@@ -81,7 +81,7 @@ def distill(teacher: Any, data: Dataset, method: str, device: str, progress: boo
             snapshot_at: tuple[int, ...] = (), iterations: int | None = None
             ) -> tuple[Any, str, dict[int, Any], dict[str, Any]]:
     """Distil ``teacher`` with ``method``; returns (student, sampler spec, {iteration: student copy}, record)."""
-    from ..distillers.base import DistillContext, make_distiller
+    from membench.training.distillers.base import DistillContext, make_distiller
 
     name_, opts = parse_spec(method)
     if iterations is not None:

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data import Dataset
-from .base import pyplot, write_figure
+from membench.data import Dataset
+from membench.studies.base import pyplot, write_figure
 
 
 def _series(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -157,7 +157,7 @@ def tradeoff_figure(out: Path, table: pd.DataFrame, x: str, title: str) -> None:
 
 def example_grid(out: Path, name: str, sets: dict[str, np.ndarray], data: Dataset, n: int = 10) -> None:
     """Rows: the teacher's nearest training image, then each image set; columns: the first noises."""
-    from ..knn import knn_l2
+    from membench.detectors.knn import knn_l2
 
     plt = pyplot()
     first = next(iter(sets.values()))[:n]

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import rfnn
-from ..errors import MembenchError
-from ..registry import register
-from ..stats import wilson_interval
-from .base import Study, StudyContext, pyplot, write_figure, write_record, write_table
+from membench.studies import rfnn_model as rfnn
+from membench.core.errors import MembenchError
+from membench.core.registry import register
+from membench.core.stats import wilson_interval
+from membench.studies.base import Study, StudyContext, pyplot, write_figure, write_record, write_table
 
 
 @register("studies", "rfnn")

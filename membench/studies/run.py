@@ -6,19 +6,20 @@ from typing import Sequence
 
 import pandas as pd
 
-from .base import StudyContext, make_study, parse_sets
+from membench.studies.base import StudyContext, make_study, parse_sets
 
 
 def default_out(name: str, quick: bool) -> Path:
-    from ..registry import REPO_ROOT
+    from membench.core.workspace import Workspace
 
-    # Quick runs are smoke tests: kept out of benchmarks/ so they never replace real results.
-    return REPO_ROOT / ("results" if quick else "benchmarks") / (f"study-{name}-quick" if quick else name)
+    # Study outputs go to the workspace; the committed ones under benchmarks/ are written
+    # only when that folder is passed with --out.
+    return Workspace.resolve().studies / (f"{name}-quick" if quick else name)
 
 
 def run_study(name: str, sets: Sequence[str] | None = None, quick: bool = False, out: str | Path | None = None,
               device: str = "auto", progress: bool = True, command: str = "") -> tuple[Path, dict[str, pd.DataFrame]]:
-    from ..samples import resolve_device
+    from membench.models.samples import resolve_device
 
     study = make_study(name, parse_sets(sets), quick=quick)
     target = Path(out) if out else default_out(study.registry_name, quick)

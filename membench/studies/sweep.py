@@ -20,13 +20,13 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..atomic import atomic_write_json, read_tagged_json
-from ..errors import MembenchError
-from ..registry import register
-from .base import Study, StudyContext, write_record, write_table
-from .measure import Evaluator
-from .pipeline import progress_note, teacher_and_student, train_with_snapshots, unet_preset
-from .plots import study_figures
+from membench.core.io import atomic_write_json, read_tagged_json
+from membench.core.errors import MembenchError
+from membench.core.registry import register
+from membench.studies.base import Study, StudyContext, write_record, write_table
+from membench.studies.measure import Evaluator
+from membench.studies.pipeline import progress_note, teacher_and_student, train_with_snapshots, unet_preset
+from membench.studies.plots import study_figures
 
 PART_FORMAT = "membench-sweep-part/1"
 
@@ -85,7 +85,7 @@ class SweepStudy(Study):
         return {"sweep": table}
 
     def _run_size(self, size: int, ctx: StudyContext, note: Callable[[str], None]) -> dict[str, Any]:
-        from ..data import load_dataset
+        from membench.data import load_dataset
 
         data = load_dataset(f"digits:n={size},seed={self.data_seed}")
         ev = Evaluator(data, self.detectors, ctx.device, self.quality)

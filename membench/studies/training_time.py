@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import MembenchError
-from ..registry import register
-from .base import Study, StudyContext, write_record, write_table
-from .measure import Evaluator
-from .pipeline import progress_note, teacher_and_student, train_with_snapshots, unet_preset
-from .plots import study_figures
+from membench.core.errors import MembenchError
+from membench.core.registry import register
+from membench.studies.base import Study, StudyContext, write_record, write_table
+from membench.studies.measure import Evaluator
+from membench.studies.pipeline import progress_note, teacher_and_student, train_with_snapshots, unet_preset
+from membench.studies.plots import study_figures
 
 
 @register("studies", "training-time")
@@ -50,7 +50,7 @@ class TrainingTimeStudy(Study):
         unet_preset(self.unet)
 
     def run(self, out: Path, ctx: StudyContext) -> dict[str, pd.DataFrame]:
-        from ..data import load_dataset
+        from membench.data import load_dataset
 
         started = time.time()
         note = progress_note(ctx.progress)
@@ -78,9 +78,9 @@ class TrainingTimeStudy(Study):
 
     def _save(self, target: Path, model: object, data: object, record: dict) -> None:
         """The final teacher as a membench checkpoint (usable as ``distill-length --set teacher=<path>``)."""
-        from ..atomic import atomic_write_text
-        from ..checkpoint import WEIGHTS, file_sha256, save_denoiser
-        from ..modelcard import render
+        from membench.core.io import atomic_write_text
+        from membench.models.checkpoints import WEIGHTS, file_sha256, save_denoiser
+        from membench.training.modelcard import render
 
         c = model.unet.config
         meta = {"role": "teacher", "name": "training-time-teacher", "dataset": data.spec, "training": record,

@@ -1,1 +1,1 @@
-"""Training of teachers (``membench train``); distillation lives in ``membench.distillers``."""
+"""Training of teachers (``membench train``); distillation lives in ``membench.training.distillers``."""

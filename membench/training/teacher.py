@@ -13,9 +13,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..data import load_dataset
-from ..edm import EDMConfig, EDMDenoiser, build_unet, default_unet_config, edm_loss
-from ..errors import MembenchError
+from membench.data import load_dataset
+from membench.models.edm import EDMConfig, EDMDenoiser, build_unet, default_unet_config, edm_loss
+from membench.core.errors import MembenchError
 
 
 @dataclass

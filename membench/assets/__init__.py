@@ -1,0 +1,1 @@
+"""Package data: built-in registry entries and committed checkpoints (read-only)."""

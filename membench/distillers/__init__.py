@@ -1,4 +1,0 @@
-"""Distillation methods: teacher + dataset + config -> student. One module per method."""
-from .base import DistillContext, Distiller, StudentResult, make_distiller
-
-__all__ = ["DistillContext", "Distiller", "StudentResult", "make_distiller"]

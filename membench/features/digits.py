@@ -1,0 +1,117 @@
+"""The project's own copy-detection embedder for 8x8 gray digits (works offline).
+
+A small CNN trained SSCD-style (contrastive InfoNCE between two augmented views of each
+image, plus a KoLeo entropy term that spreads descriptors; Pizzi et al. 2022) on synthetic
+glyphs rendered like the digits (``glyphs.py``), never on the digits themselves. Weights
+are committed under ``models/digits-embedder/`` (safetensors + ``config.json`` + model card);
+``python -m membench.features.train_digits`` rebuilds them.
+
+Input: 1-channel 8x8 in [-1, 1]. RGB images are converted to gray (BT.601 luma) and other
+sizes resized to 8x8 (antialiased bilinear); both are reported. Output: 128-d, L2-normalized.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from membench.core.io import read_tagged_json
+from membench.core.errors import MembenchError, UnavailableError
+from membench.core.registry import register
+from membench.core.workspace import builtin_models_dir
+from membench.features import preprocess as pp
+from membench.features.base import Embedder, file_identity
+
+DEFAULT_DIR = "models/digits-embedder"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT = "membench-digits-embedder/1"
+
+
+def build_net(width: int = 32, dim: int = 128, size: int = 8) -> Any:
+    from torch import nn
+
+    if size % 2:
+        raise MembenchError(f"digits embedder: image size must be even, got {size}")
+    return nn.Sequential(
+        nn.Conv2d(1, width, 3, padding=1), nn.GELU(),
+        nn.Conv2d(width, width, 3, padding=1), nn.GELU(),
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.GELU(),
+        nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.GELU(),
+        nn.Flatten(),
+        nn.Linear(2 * width * (size // 2) ** 2, 256), nn.GELU(),
+        nn.Linear(256, dim),
+    )
+
+
+def resolve_dir(path: str) -> Path:
+    if path == DEFAULT_DIR:  # the committed embedder, shipped as package data
+        return builtin_models_dir() / "digits-embedder"
+    return Path(path).expanduser()
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    cfg_file = folder / CONFIG_FILE
+    return read_tagged_json(cfg_file, FORMAT, "digits embedder config")
+
+
+@register("embedders", "digits")
+@dataclass
+class DigitsEmbedder(Embedder):
+    weights: str = DEFAULT_DIR  # folder with model.safetensors + config.json (relative to the project root)
+
+    batch_size = 1024
+
+    def folder(self) -> Path:
+        return resolve_dir(self.weights)
+
+    def _weights_file(self) -> Path:
+        f = self.folder() / WEIGHTS_FILE
+        if not f.is_file():
+            raise UnavailableError(f"digits embedder: weights file {f} is missing; rebuild it with "
+                                   f"`python -m membench.features.train_digits --out {self.weights}`")
+        return f
+
+    def weights_id(self) -> str:
+        return file_identity(self._weights_file())
+
+    def config(self) -> dict[str, Any]:
+        return {}  # the weights' content hash is the whole identity
+
+    def _load(self, device: str) -> Any:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        f = self._weights_file()
+        arch = read_config(self.folder()).get("arch", {})
+        try:
+            net = build_net(**arch)
+        except TypeError as exc:
+            raise MembenchError(f"digits embedder: bad arch in {self.folder() / CONFIG_FILE}: {exc}") from None
+        try:
+            state = load_file(str(f))
+            net.load_state_dict(state)
+        except (SafetensorError, RuntimeError, OSError) as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise MembenchError(f"digits embedder: cannot load {f}: {type(exc).__name__}: {first}") from None
+        import torch
+
+        if not all(torch.isfinite(p).all() for p in net.parameters()):
+            raise MembenchError(f"digits embedder: {f} contains NaN or infinite weights")
+        net.image_size = int(arch.get("size", 8))
+        return net.to(device).eval()
+
+    def _embed_batch(self, model: Any, x: Any) -> Any:
+        import torch.nn.functional as F
+
+        x = pp.to_channels(x, 1, "digits embedder")
+        x = pp.resize_square(x, model.image_size, "bilinear")
+        return F.normalize(model(x), dim=1)
+
+    def describe(self, shape: tuple[int, ...]) -> str:
+        c, h, w = shape
+        pp.check_channels(c, "digits embedder")
+        return pp.join(pp.describe_channels(c, 1), pp.describe_resize(h, w, 8, "bilinear"))
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "weights_dir": str(self.folder())}

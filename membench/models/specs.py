@@ -1,0 +1,99 @@
+"""Registered models: a checkpoint plus the sampler that turns it into images.
+
+One TOML file per model under ``registry/models/`` (the file stem is the name)::
+
+    role = "teacher"                 # "student" or "control" (teacher at a student's NFE)
+    checkpoint = "models/teacher"    # relative to the project root holding registry/, absolute, or hf:org/repo
+    sampler = "heun:steps=18"
+    dataset = "digits:n=64"          # what it was trained on: the reference for detectors
+    teacher = "teacher"              # students: the model they were distilled from
+    method = "cd"                    # students: the distiller
+    [train]                          # teachers: the `membench train` configuration
+
+``NAME:k=v`` overrides the sampler's options, e.g. ``teacher:steps=40``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from membench.core.errors import MembenchError
+from membench.core.specs import format_spec, parse_spec
+
+ROLES = ("teacher", "student", "control")  # control: a teacher sampled at a student's NFE
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    role: str
+    checkpoint: str
+    sampler: str
+    dataset: str
+    teacher: str | None = None
+    method: str | None = None
+    description: str = ""
+    train: dict[str, Any] = field(default_factory=dict)
+    distill: dict[str, Any] = field(default_factory=dict)
+    entry_path: str | None = None
+
+    @property
+    def checkpoint_path(self) -> str:
+        return self.checkpoint
+
+
+def _project_root(entry_path: Path) -> Path:
+    return entry_path.parent.parent.parent  # <root>/registry/models/<name>.toml
+
+
+def resolve_checkpoint(value: str, entry_path: Path) -> str:
+    if value.startswith("hf:"):
+        return value
+    p = Path(value)
+    return str(p if p.is_absolute() else (_project_root(entry_path) / p))
+
+
+def resolve_model(spec: str) -> ModelSpec:
+    from membench.core.registry import read_entry
+
+    name, overrides = parse_spec(spec)
+    entry = read_entry("models", name)
+    path = Path(entry["_entry_path"])
+    for key in ("role", "checkpoint", "sampler", "dataset"):
+        if key not in entry:
+            raise MembenchError(f"{path}: missing required key {key!r}")
+    if entry["role"] not in ROLES:
+        raise MembenchError(f"{path}: role must be one of {ROLES}, got {entry['role']!r}")
+    sampler_name, sampler_opts = parse_spec(entry["sampler"])
+    sampler_opts.update(overrides)
+    known = {f.name for f in fields(ModelSpec)}
+    extra = set(entry) - known - {"_entry_path"}
+    if extra:
+        raise MembenchError(f"{path}: unknown key(s) {sorted(extra)}")
+    return ModelSpec(
+        name=format_spec(name, overrides),
+        role=entry["role"],
+        checkpoint=resolve_checkpoint(entry["checkpoint"], path),
+        sampler=format_spec(sampler_name, sampler_opts),
+        dataset=entry["dataset"],
+        teacher=entry.get("teacher"),
+        method=entry.get("method"),
+        description=entry.get("description", ""),
+        train=entry.get("train", {}),
+        distill=entry.get("distill", {}),
+        entry_path=str(path),
+    )
+
+
+def make_sampler(spec: str) -> Any:
+    from membench.core.registry import get_class, instantiate
+
+    name, opts = parse_spec(spec)
+    return instantiate("samplers", name, get_class("samplers", name), opts)
+
+
+def model_names() -> list[str]:
+    from membench.core.registry import names
+
+    return names("models")

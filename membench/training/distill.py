@@ -1,0 +1,102 @@
+"""`membench distill`: teacher + method -> student checkpoint, model card and registry entry.
+
+Order of writes: the checkpoint folder (atomically, one rename), then its card, then the
+registry entry (atomically). An error or Ctrl-C before the end leaves neither a partial
+checkpoint nor an entry pointing at one.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from membench.core.errors import MembenchError
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
+
+
+def render_entry(fields: dict[str, Any], distill_cfg: dict[str, Any], comment: str) -> str:
+    lines = [f"# {comment}"] + [f"{k} = {_toml_value(v)}" for k, v in fields.items() if v is not None]
+    lines += ["", "[distill]"] + [f"{k} = {_toml_value(v)}" for k, v in distill_cfg.items()
+                                   if isinstance(v, (bool, int, float, str))]
+    return "\n".join(lines) + "\n"
+
+
+def distill_from_registry(teacher: str, method: str, out: str | None = None, name: str | None = None,
+                          force: bool = False, device: str = "auto", progress: bool = True,
+                          eval_samples: int = 1000) -> tuple[Path, Path]:
+    """Distil ``teacher`` with ``method`` (``cd``, ``cd:iterations=500``, a plugin name ...)."""
+    import torch
+
+    from membench.core.io import atomic_write_text
+    from membench.models.checkpoints import WEIGHTS, file_sha256, load_denoiser, save_denoiser
+    from membench.data import load_dataset
+    from membench.training.modelcard import render
+    from membench.models.specs import resolve_model
+    from membench.core.registry import names
+    from membench.models.samples import resolve_device
+    from membench.core.specs import parse_spec
+    from membench.training.train import evaluate_l2ratio
+    from membench.training.distillers.base import DistillContext, StudentResult, make_distiller
+
+    spec = resolve_model(teacher)
+    if spec.role != "teacher":
+        raise MembenchError(f"model {teacher!r} is a {spec.role}, not a teacher; distil from a teacher")
+    distiller = make_distiller(method)
+    method_name = parse_spec(method)[0]
+    name = name or (f"{method_name}-student" if spec.name == "teacher" else f"{spec.name}-{method_name}")
+    entry_dir = Path(spec.entry_path).parent  # the registry/models folder the teacher came from
+    target = Path(out) if out else entry_dir.parent.parent / "models" / name
+    entry_path = entry_dir / f"{name}.toml"
+    if not force:
+        if target.exists():
+            raise MembenchError(f"{target} already exists (use --force to replace it)")
+        if name in names("models"):
+            raise MembenchError(f"a model named {name!r} is already registered (use --name or --force)")
+    device = resolve_device(device)
+    model, meta = load_denoiser(spec.checkpoint, device)
+    if meta.get("edm", {}).get("boundary"):
+        raise MembenchError(f"{spec.checkpoint} is a consistency model, not an EDM teacher")
+    data = load_dataset(spec.dataset)
+    if list(data.shape) != list(meta.get("image_shape", data.shape)):
+        raise MembenchError(f"teacher {teacher!r} makes {meta.get('image_shape')} images but {spec.dataset} has {list(data.shape)}")
+    ctx = DistillContext(device=device, progress=progress, teacher_name=spec.name, teacher_meta=meta)
+    result = distiller.distill(model, data, ctx)
+    if not isinstance(result, StudentResult):
+        raise MembenchError(f"distiller {method_name!r} returned {type(result).__name__}, expected StudentResult")
+    student = result.student.eval()
+    for p in student.parameters():
+        if not torch.isfinite(p).all():
+            raise MembenchError(f"distiller {method_name!r} produced NaN or infinite weights; nothing was written")
+    record = {**result.record, "dataset": spec.dataset, "dataset_fingerprint": data.fingerprint(),
+              "n_train": len(data), "device": device, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    student_meta = {"role": "student", "name": name, "teacher": spec.name, "teacher_checkpoint_hash": None,
+                    "method": method_name, "dataset": spec.dataset, "image_shape": list(data.shape),
+                    "sampler": result.sampler, "training": record,
+                    "initialized_from_teacher": bool(getattr(distiller, "uses_teacher_weights", True))}
+    from membench.models.checkpoints import checkpoint_hash
+
+    student_meta["teacher_checkpoint_hash"] = checkpoint_hash(spec.checkpoint)
+    save_denoiser(student, target, student_meta, force=force)  # before anything else can fail
+    evaluation = (evaluate_l2ratio(student, spec.dataset, result.sampler, n=eval_samples, device=device)
+                  if eval_samples else None)
+    command = f"membench distill --teacher {spec.name} --method {method} --name {name} --force"
+    kind = f"Student of `{spec.name}` by `{method_name}` ({getattr(distiller, 'description', '')}); sampled with `{result.sampler}`"
+    atomic_write_text(target / "README.md", render(name, kind, command, record, file_sha256(target / WEIGHTS), evaluation))
+    root = entry_dir.parent.parent
+    try:
+        ckpt = os.path.relpath(target.resolve(), root.resolve())
+        ckpt = ckpt if not ckpt.startswith("..") else str(target.resolve())
+    except ValueError:
+        ckpt = str(target.resolve())
+    fields = {"description": f"{method_name} student of {spec.name}", "role": "student", "checkpoint": ckpt,
+              "sampler": result.sampler, "dataset": spec.dataset, "teacher": spec.name, "method": method_name}
+    atomic_write_text(entry_path, render_entry(fields, record.get("config", {}), f"written by: {command}"))
+    return target, entry_path

@@ -1,0 +1,117 @@
+"""The distiller interface, for built-ins and plugins alike.
+
+A distiller is a dataclass (its fields are its configuration) registered under a name
+(``@register("distillers", "cd")`` for built-ins, the entry-point group
+``membench.training.distillers`` for plugins) with one method::
+
+    def distill(self, teacher: EDMDenoiser, data: Dataset, ctx: DistillContext) -> StudentResult
+
+``teacher`` is the teacher's EDM denoiser (``teacher.unet`` is its diffusers UNet2DModel;
+``ctx.teacher_meta`` its provenance). The result holds the student denoiser (an
+``EDMDenoiser``; ``EDMConfig(boundary=True)`` for consistency models), the sampler spec it is
+sampled with, and a record of what was done. membench writes the checkpoint atomically,
+its model card and its registry entry; a distiller writes nothing itself.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from membench.data import Dataset
+from membench.models.edm import EDMConfig, EDMDenoiser
+from membench.core.errors import MembenchError
+from membench.core.specs import parse_spec
+
+
+@dataclass
+class DistillContext:
+    device: str = "cpu"
+    progress: bool = False
+    teacher_name: str = ""
+    teacher_meta: dict[str, Any] = field(default_factory=dict)
+    # Distillation-length studies: on_snapshot(iteration, saved-weights model) is called at
+    # these iterations (0 = before the first step) by distillers that support it (cd).
+    snapshot_at: tuple[int, ...] = ()
+    on_snapshot: Callable[[int, EDMDenoiser], None] | None = None
+
+
+@dataclass
+class StudentResult:
+    student: EDMDenoiser
+    sampler: str  # e.g. "consistency:steps=1"
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+class Distiller:
+    registry_name: ClassVar[str] = "?"
+    description: ClassVar[str] = ""
+    uses_teacher_weights: ClassVar[bool] = True  # False: teacher-free (e.g. consistency training)
+
+    def config(self) -> dict[str, Any]:
+        return asdict(self) if hasattr(self, "__dataclass_fields__") else {}
+
+    def check(self) -> None:
+        """Validate the configuration; raise MembenchError with one line if it is bad."""
+
+    def distill(self, teacher: EDMDenoiser, data: Dataset, ctx: DistillContext) -> StudentResult:
+        raise NotImplementedError
+
+
+def make_distiller(spec: str) -> Distiller:
+    from membench.core.registry import get_class, instantiate
+
+    name, overrides = parse_spec(spec)
+    cls = get_class("distillers", name)
+    d = instantiate("distillers", name, cls, overrides)
+    if not callable(getattr(d, "distill", None)):
+        raise MembenchError(f"distiller {name!r} ({cls!r}) has no distill() method")
+    d.check()
+    return d
+
+
+# ------------------------------------------------------------------ helpers shared by methods
+
+
+def copy_as(model: EDMDenoiser, boundary: bool) -> EDMDenoiser:
+    """A trainable copy of ``model`` with the EDM or the consistency (boundary) output scaling."""
+    out = copy.deepcopy(model)
+    out.config = EDMConfig(**{**model.config.to_dict(), "boundary": boundary})
+    return out.train().requires_grad_(True)
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm, 1.0 - decay)
+
+
+def training_loop(n_steps: int, step_fn: Callable[[int], float], desc: str, progress: bool) -> dict[str, Any]:
+    """Run ``step_fn`` n times with a progress bar; stop with one line if the loss diverges."""
+    from tqdm.auto import tqdm
+
+    losses: list[float] = []
+    t0 = time.time()
+    bar = tqdm(range(n_steps), desc=desc, disable=not progress, mininterval=2.0)
+    for k in bar:
+        loss = step_fn(k)
+        if loss != loss or loss in (float("inf"), float("-inf")):
+            raise MembenchError(f"{desc}: loss diverged at step {k}; lower the learning rate")
+        losses.append(loss)
+        if k % 100 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.4g}")
+    tail = losses[-200:] or [float("nan")]
+    return {"wall_time_s": round(time.time() - t0, 1), "final_loss": sum(tail) / len(tail), "iterations": n_steps}
+
+
+def batches(data: torch.Tensor, batch_size: int, gen: torch.Generator) -> Callable[[], torch.Tensor]:
+    n = len(data)
+    b = min(batch_size, n)
+
+    def next_batch() -> torch.Tensor:
+        return data[torch.randperm(n, generator=gen, device=data.device)[:b]]
+
+    return next_batch

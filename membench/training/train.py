@@ -1,0 +1,61 @@
+"""`membench train --model NAME`: train the teacher a registry entry describes, write it with its card."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from membench.core.errors import MembenchError
+
+
+def evaluate_l2ratio(model: Any, dataset: str, sampler_spec: str, n: int = 1000, seed: int = 0,
+                     device: str = "cpu") -> dict[str, Any]:
+    """Memorized fraction of a freshly trained model, for its model card."""
+    from membench.data import load_dataset
+    from membench.detectors.base import DetectorContext, make_detector
+    from membench.api import aggregate
+    from membench.models.specs import make_sampler
+    from membench.models.samples import generate
+
+    ds = load_dataset(dataset)
+    images, _ = generate(model, make_sampler(sampler_spec), n, seed, ds.shape, device)
+    out = make_detector("l2ratio").detect(images, ds, DetectorContext(device=device))
+    return {**aggregate(out), "n": n, "seed": seed, "sampler": sampler_spec}
+
+
+def train_from_registry(name: str, out: str | None = None, force: bool = False, device: str = "auto",
+                        steps: int | None = None, progress: bool = True, eval_samples: int = 1000) -> Path:
+    import torch
+
+    from membench.models.checkpoints import WEIGHTS, file_sha256, save_denoiser
+    from membench.training.modelcard import render
+    from membench.models.specs import resolve_model
+    from membench.models.samples import resolve_device
+    from membench.training.teacher import TeacherTrainConfig, train_teacher
+
+    spec = resolve_model(name)
+    if spec.role != "teacher" or not spec.train:
+        raise MembenchError(f"model {name!r} has no [train] section (only teachers are trained; students are distilled)")
+    target = Path(out) if out else Path(spec.checkpoint)
+    if target.exists() and not force:
+        raise MembenchError(f"{target} already exists (use --force to replace it)")
+    opts = dict(spec.train)
+    opts.setdefault("dataset", spec.dataset)
+    if steps is not None:
+        opts["steps"] = steps
+    cfg = TeacherTrainConfig.from_dict(opts)
+    device = resolve_device(device)
+    model, record = train_teacher(cfg, device=device, progress=progress)
+    record["threads"] = torch.get_num_threads()
+    meta = {"role": "teacher", "name": spec.name, "dataset": cfg.dataset, "training": record,
+            "image_shape": [model.unet.config.in_channels, model.unet.config.sample_size, model.unet.config.sample_size]}
+    command = f"membench train --model {spec.name} --force" + (f" --steps {steps}" if steps is not None else "")
+    # Save first (atomically) so that hours of training survive a failing evaluation; then
+    # measure memorization and write the card with the hash of the written weights.
+    save_denoiser(model, target, meta, card=None, force=force)
+    evaluation = evaluate_l2ratio(model, cfg.dataset, spec.sampler, n=eval_samples, device=device) if eval_samples else None
+    card = render(spec.name, "EDM teacher (diffusers UNet2DModel, EDM preconditioning, Heun sampler)",
+                  command, record, file_sha256(target / WEIGHTS), evaluation)
+    from membench.core.io import atomic_write_text
+
+    atomic_write_text(target / "README.md", card)
+    return target
