@@ -1,162 +1,124 @@
-"""The one library entry the CLI wraps: ``run`` (registered models) and ``detect`` (sample files).
+"""The library's public entry points: ``run`` (registered models) and ``detect`` (sample files).
 
-Flow: resolve every name first (fail before any heavy work) -> sample each model once
-(cached) -> run each detector -> write one result file per pair -> rebuild the leaderboard.
+Both resolve every name first (an unknown name fails before any heavy work), turn their
+inputs into image sets and hand them to the one measurement path (``membench.measure``),
+which stores one record per measurement; the leaderboard is then rebuilt from the store.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
-import pandas as pd
+from membench.core.errors import MembenchError
 
-from membench import __version__
-from membench.data import Dataset, load_dataset
-from membench.detectors.base import Detector, DetectorContext, DetectorOutput, make_detector
-from membench.core.errors import MembenchError, UnavailableError
-from membench.models.specs import ModelSpec, model_names, resolve_model
-from membench.core.registry import names
-from membench.core.locks import claim_each, file_lock
-from membench.store.records import lock_path, result_key, result_paths, write_result
-from membench.models.samples import SampleSet, get_samples, resolve_device
-from membench.core.stats import wilson_interval
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from membench.data import Dataset
+    from membench.measure import ImageSet
+    from membench.models.specs import ModelSpec
 
 
-def _expand(items: str | Sequence[str], all_names: list[str]) -> list[str]:
+def expand_names(items: str | Sequence[str], all_names: list[str]) -> list[str]:
+    """``"a,b:k=1"`` or a list -> names; ``all`` -> every registered name."""
     from membench.core.specs import split_list
 
-    if isinstance(items, str):
-        items = split_list(items)
-    items = list(items)
+    items = split_list(items) if isinstance(items, str) else list(items)
     if not items:
         raise MembenchError("no names given")
-    if "all" in items:
-        return all_names
-    return items
+    return all_names if "all" in items else items
 
 
-def aggregate(out: DetectorOutput) -> dict[str, Any]:
-    n = len(out.flags)
-    k = int(np.count_nonzero(out.flags))
-    lo, hi = wilson_interval(k, n)
-    return {"fraction": k / n, "ci_low": lo, "ci_high": hi, "n_flagged": k, "n": n,
-            "score_median": float(np.median(out.scores)), "score_mean": float(np.mean(out.scores)),
-            "ci_method": "wilson95"}
+def resolve_detectors(detectors: str | Sequence[str]) -> tuple[list[Any], bool]:
+    """Detector objects for the names, and whether every registered detector was asked for
+    (then one that cannot run here becomes an ``unavailable`` row instead of an error)."""
+    from membench.core.registry import names
+    from membench.detectors.base import make_detector
+
+    wanted = expand_names(detectors, names("detectors"))
+    return [make_detector(d) for d in wanted], wanted == names("detectors")
 
 
-def _detector_record(det: Detector) -> dict[str, Any]:
-    return {"name": getattr(det, "display_name", det.registry_name), "base": det.registry_name,
-            "config": det.config(), "score": det.score_name, "higher_is_memorized": det.higher_is_memorized}
+def check_count(n: Any, what: str = "--n-samples") -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        raise MembenchError(f"{what} must be a positive integer, got {n!r}")
+    return n
 
 
-def _model_record(spec: ModelSpec, samples: SampleSet) -> dict[str, Any]:
+def model_subject(spec: "ModelSpec", nfe: int | None = None, checkpoint_hash: str | None = None) -> dict[str, Any]:
+    """A registered model as the subject of a record."""
     return {"name": spec.name, "role": spec.role, "teacher": spec.teacher, "method": spec.method,
-            "sampler": spec.sampler, "nfe": samples.meta.get("nfe"), "dataset": spec.dataset,
-            "checkpoint_hash": samples.meta.get("checkpoint_hash")}
+            "sampler": spec.sampler, "nfe": nfe, "dataset": spec.dataset, "checkpoint_hash": checkpoint_hash}
 
 
-def run_detector(det: Detector, samples: SampleSet, train: Dataset, ctx: DetectorContext) -> tuple[DetectorOutput, float]:
-    t0 = time.time()
-    out = det.detect(samples.images, train, ctx)
-    return out, time.time() - t0
+def model_image_set(spec: "ModelSpec", train: "Dataset", n: int, seed: int, device: str,
+                    cache_dir: Path | None, progress: bool = False) -> "ImageSet":
+    """The samples of a registered model as an image set, generated (or read from the cache) only when needed."""
+    from membench.measure import ImageSet
+    from membench.models.checkpoints import checkpoint_hash
+    from membench.models.samples import get_samples, sample_key
+    from membench.models.specs import make_sampler
+
+    ckpt = checkpoint_hash(spec.checkpoint)
+    nfe = getattr(make_sampler(spec.sampler), "nfe", None)
+
+    def load() -> tuple[Any, Any]:
+        ss = get_samples(spec, n, seed, device, cache_dir, progress)
+        return ss.images, ss.noise_index
+
+    samples = {"key": sample_key(ckpt, spec.sampler, seed, n), "n": n, "seed": seed, "source": "model"}
+    return ImageSet(model_subject(spec, int(nfe) if nfe is not None else None, ckpt), samples, train, load,
+                    model=spec)
 
 
 def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] = "l2ratio", n_samples: int = 1000,
-        seed: int = 0, device: str = "auto", results_dir: str | Path = "results", cache_dir: str | Path | None = None,
-        progress: bool = False, force: bool = False, quality: bool = True,
-        quality_extractor: str = "digits") -> pd.DataFrame:
+        seed: int = 0, device: str = "auto", results_dir: str | Path | None = None,
+        cache_dir: str | Path | None = None, progress: bool = False, force: bool = False, quality: bool = True,
+        quality_extractor: str = "digits") -> "pd.DataFrame":
     """Evaluate every (model, detector) pair; returns this run's rows of the leaderboard.
 
-    ``quality``: also measure each sample set's quality (FID, KID, precision/recall against the
-    held-out and the training images; ``membench.quality``) with ``quality_extractor``.
+    Samples ``n_samples`` images per model (noise ``i`` of ``seed`` for sample ``i``, the same
+    for every model), runs each detector, and with ``quality`` measures each sample set's FID,
+    KID and precision/recall against the held-out and the training images (features of
+    ``quality_extractor``). Records go to ``results_dir`` (default: the workspace's
+    ``results/``); pairs already there are reused unless ``force``. ``models``/``detectors``:
+    a comma-separated string, a list, or ``"all"``.
     """
+    from membench.core.registry import names
+    from membench.core.workspace import resolve_results_dir
+    from membench.data import load_dataset
+    from membench.detectors.base import DetectorContext
+    from membench.measure import measure, resolve_quality
+    from membench.models.samples import resolve_device
+    from membench.models.specs import resolve_model
     from membench.store import leaderboard
 
-    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples <= 0:
-        raise MembenchError(f"--n-samples must be a positive integer, got {n_samples!r}")
-    specs = [resolve_model(m) for m in _expand(models, model_names())]
-    det_names = _expand(detectors, names("detectors"))
-    all_detectors = det_names == names("detectors")
-    dets = [make_detector(d) for d in det_names]
+    check_count(n_samples)
+    specs = [resolve_model(m) for m in expand_names(models, names("models"))]
+    dets, everything = resolve_detectors(detectors)
     if quality:
         _check_quality_extractor(quality_extractor)
-    unavailable: list[dict[str, Any]] = []
-    quality_unavailable: list[dict[str, Any]] = []
     device = resolve_device(device)
+    results_dir = resolve_results_dir(results_dir)
     ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
-    results_dir = Path(results_dir)
-    done: list[tuple[str, str]] = []
-    jobs: list[tuple[ModelSpec, Dataset, Detector, dict[str, Any], Any]] = []
+    trains: dict[str, Dataset] = {}
+    sets = []
     for spec in specs:
-        train = load_dataset(spec.dataset)
-        for det in dets:
-            rec_det = _detector_record(det)
-            # The key names the content, not the name: same checkpoint + sampler + detector config.
-            ckpt_key = _checkpoint_key(spec)
-            key = result_key({"model": spec.name, "ckpt": ckpt_key, "sampler": spec.sampler, "n": n_samples,
-                              "seed": seed, "detector": rec_det["base"], "config": rec_det["config"],
-                              "train": train.fingerprint()})
-            jobs.append((spec, train, det, rec_det, result_paths(results_dir, spec.name, rec_det["name"], key)))
-            done.append((spec.name, rec_det["name"]))
-    # Completed pairs are skipped on rerun; a pair another run is computing right now is
-    # deferred, then waited for (per-pair lock), so concurrent runs never compute it twice.
-    loaded: tuple[str | None, SampleSet | None] = (None, None)
-    for spec, train, det, rec_det, paths in claim_each(
-            jobs, lambda j: lock_path(results_dir, j[4].json), lambda j: j[4].json.is_file() and not force):
-        if loaded[0] != spec.name:
-            loaded = (spec.name, get_samples(spec, n_samples, seed, device, ctx.cache_dir, progress))
-        samples = loaded[1]
-        record = {"model": _model_record(spec, samples), "detector": rec_det, "n_samples": n_samples,
-                  "seed": seed, "train_fingerprint": train.fingerprint(), "sample_key": samples.meta.get("key"),
-                  "membench": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        ctx.model = spec
-        try:
-            out, secs = run_detector(det, samples, train, ctx)
-        except UnavailableError as exc:
-            if not all_detectors:
-                raise
-            # With --detector all, a detector that cannot run here (missing weights) is a
-            # row marked unavailable, not the end of the run. Not cached: retried next time.
-            unavailable.append({**record, "status": "unavailable", "reason": str(exc)})
-            continue
-        record.update({"status": "ok", "aggregate": aggregate(out), "info": out.info,
-                       "detect_seconds": round(secs, 3)})
-        arrays = {"noise_index": samples.noise_index, "scores": out.scores, "flags": out.flags,
-                  "nearest": out.nearest, **{f"extra_{k}": v for k, v in out.extras.items()}}
-        write_result(paths, record, arrays)
-    # --- quality beside memorization (issue 5): once per sample set, a result file of its own
-    if quality:
-        from membench.quality.harness import run_quality
-        from membench.models.samples import sample_key
-
-        trains = {spec.name: train for spec, train, *_ in jobs}
-        for spec in specs:
-            def load_samples(spec: ModelSpec = spec) -> SampleSet:
-                nonlocal loaded
-                if loaded[0] != spec.name:
-                    loaded = (spec.name, get_samples(spec, n_samples, seed, device, ctx.cache_dir, progress))
-                return loaded[1]
-
-            train = trains.get(spec.name) or load_dataset(spec.dataset)
-            note = run_quality(spec, sample_key(_checkpoint_key(spec), spec.sampler, seed, n_samples), train,
-                               load_samples, lambda s, spec=spec: _model_record(spec, s), n_samples, seed, device,
-                               ctx.cache_dir, results_dir, force=force, extractor=quality_extractor)
-            if note:
-                quality_unavailable.append(note)
-    # --- end quality
-    with file_lock(lock_path(results_dir, "leaderboard")):  # concurrent rebuilds: the last one sees every file
-        board = leaderboard.build(results_dir, extra_records=unavailable, extra_quality=quality_unavailable)
-        leaderboard.write(board, results_dir)
-    wanted = set(done)
-    mask = np.array([(m, d) in wanted for m, d in zip(board["model"], board["detector"])], dtype=bool)
-    rows = board[mask & (board["n_samples"] == n_samples).to_numpy() & (board["seed"] == seed).to_numpy()]
-    return rows.reset_index(drop=True)
+        if spec.dataset not in trains:
+            trains[spec.dataset] = load_dataset(spec.dataset)
+        sets.append(model_image_set(spec, trains[spec.dataset], n_samples, seed, device, ctx.cache_dir, progress))
+    result = measure(sets, dets, ctx, quality=quality_extractor if quality else None, results_dir=results_dir,
+                     force=force, keep_unavailable=everything)
+    board = leaderboard.rebuild(results_dir, extra=result.unavailable)
+    keys = {(r.subject["name"], r.test["name"], r.samples["key"]) for r in result.records if r.kind == "detection"}
+    mask = [(m, d, k) in keys for m, d, k in zip(board["model"], board["detector"], board["sample_key"])]
+    return board[mask].reset_index(drop=True)
 
 
 def _check_quality_extractor(name: str) -> None:
     """Fail on an unknown extractor name before any sampling; missing weights are reported later."""
+    from membench.core.errors import UnavailableError
     from membench.features.fidelity import resolve_extractor
 
     try:
@@ -165,53 +127,86 @@ def _check_quality_extractor(name: str) -> None:
         pass
 
 
-_CKPT_KEYS: dict[tuple, str] = {}
+def file_image_set(samples: "str | Path | np.ndarray", train: "Dataset", seed: int = 0) -> "ImageSet":
+    """Samples made elsewhere (``.npz``/``.npy``/image folder, or an array) as an image set."""
+    import numpy as np
 
-
-def _checkpoint_key(spec: ModelSpec) -> str:
-    from membench.models.checkpoints import checkpoint_hash
-
-    # Keyed by the files' size and mtime too: a checkpoint replaced in place (retrained) in a
-    # long-lived process must not keep its old hash, or its results would be taken as current.
-    folder = Path(spec.checkpoint)
-    stamp = tuple(sorted((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in folder.rglob("*") if f.is_file())
-                  ) if folder.is_dir() else ()
-    key = (spec.checkpoint, stamp)
-    if key not in _CKPT_KEYS:
-        _CKPT_KEYS[key] = checkpoint_hash(spec.checkpoint)
-    return _CKPT_KEYS[key]
-
-
-def detect(samples: str | Path | np.ndarray, train: str, detectors: str | Sequence[str] = "l2ratio",
-           device: str = "auto", progress: bool = False) -> tuple[pd.DataFrame, dict[str, DetectorOutput]]:
-    """Run detectors on samples made elsewhere (``.npz``/``.npy``/image folder or an array)."""
+    from membench.data import load_dataset
     from membench.data.datasets import to_model_range
+    from membench.measure import ImageSet
 
     if isinstance(samples, np.ndarray):
-        images = to_model_range(samples, "samples")
+        images, name = to_model_range(samples, "samples"), "array"
     else:
-        images = load_dataset(str(samples)).images if Path(samples).exists() else None
-        if images is None:
+        if not Path(samples).exists():
             raise MembenchError(f"samples not found: {samples}")
+        images, name = np.asarray(load_dataset(str(samples)).images), Path(samples).name
+    subject = {"name": f"samples:{name}", "role": "samples", "dataset": train.spec}
+    return ImageSet.of_images(images, subject, train, seed=seed, source=str(samples) if name != "array" else "array")
+
+
+def detect(samples: "str | Path | np.ndarray", train: str, detectors: str | Sequence[str] = "l2ratio",
+           device: str = "auto", progress: bool = False, results_dir: str | Path | None = None
+           ) -> "tuple[pd.DataFrame, dict[str, Any]]":
+    """Run detectors on samples made elsewhere (``.npz``/``.npy``/image folder or an array).
+
+    Returns (one row per detector, {detector: its record}); each record's ``arrays`` hold the
+    per-sample scores, flags and matched training indices. With ``results_dir`` the records
+    are stored too (and appear in the leaderboard and report).
+    """
+    from membench.data import load_dataset
+    from membench.detectors.base import DetectorContext
+    from membench.measure import measure
+    from membench.models.samples import resolve_device
+    from membench.store.leaderboard import build
+
     train_ds = load_dataset(train)
+    dets, everything = resolve_detectors(detectors)
+    iset = file_image_set(samples, train_ds)
     ctx = DetectorContext(device=resolve_device(device), progress=progress)
-    rows, outputs = [], {}
-    det_names = _expand(detectors, names("detectors"))
-    all_detectors = det_names == names("detectors")
-    for det in [make_detector(d) for d in det_names]:
-        name = getattr(det, "display_name", det.registry_name)
-        try:
-            out = det.detect(np.asarray(images), train_ds, ctx)
-        except UnavailableError as exc:
-            if not all_detectors:
-                raise
-            # As in `run`: under "all", a detector that cannot run here is a row, not the end.
-            rows.append({"detector": name, "train_data": train_ds.spec, "n_samples": len(images),
-                         "status": "unavailable", "note": str(exc)})
-            continue
-        outputs[name] = out
-        agg = aggregate(out)
-        rows.append({"detector": name, "train_data": train_ds.spec, "n_samples": len(images),
-                     "memorized": agg["fraction"], "ci_low": agg["ci_low"], "ci_high": agg["ci_high"],
-                     "n_flagged": agg["n_flagged"], "score_median": agg["score_median"], "status": "ok", "note": ""})
-    return pd.DataFrame(rows), outputs
+    result = measure([iset], dets, ctx, results_dir=results_dir, keep_unavailable=everything)
+    return build(result.records), {r.test["name"]: r for r in result.records if r.ok}
+
+
+def quality(samples: "str | Path | np.ndarray", train: str, extractor: str = "digits",
+            references: str | Sequence[str] = ("heldout", "train"), metrics: str | Sequence[str] = ("fid", "kid", "prc"),
+            kid_subsets: int = 100, device: str = "auto", cache_dir: str | Path | None = None,
+            results_dir: str | Path | None = None) -> "tuple[pd.DataFrame, Any]":
+    """Quality of samples made elsewhere against ``train``'s held-out and/or training images.
+
+    One row per reference (never pooled: quality against the training images rewards
+    memorization). Strict: a set too small for a metric is an error. Returns (table, record).
+    """
+    import pandas as pd
+
+    from membench.core.specs import split_list
+    from membench.data import load_dataset
+    from membench.detectors.base import DetectorContext
+    from membench.measure import QualitySpec, measure
+    from membench.models.samples import resolve_device
+    from membench.quality.metrics import MetricConfig
+
+    refs = tuple(split_list(references) if isinstance(references, str) else references)
+    wanted = tuple(split_list(metrics) if isinstance(metrics, str) else metrics)
+    spec = QualitySpec(extractor, MetricConfig(metrics=wanted, kid_subsets=kid_subsets), refs, strict=True)
+    train_ds = load_dataset(train)
+    iset = file_image_set(samples, train_ds)
+    ctx = DetectorContext(device=resolve_device(device), cache_dir=Path(cache_dir) if cache_dir else None)
+    rec = measure([iset], [], ctx, quality=spec, results_dir=results_dir).records[0]
+    if not rec.ok:
+        raise MembenchError(rec.reason)
+    rows = []
+    for ref in refs:
+        row: dict[str, Any] = {"reference": ref, "reference_data": f"{train_ds.spec} {ref}",
+                               "n_reference": rec.info["references"][ref]["n"], "n_samples": rec.n,
+                               "extractor": rec.test["extractor"]["name"]}
+        for name in ("fid", "kid", "precision", "recall"):
+            metric = rec.metrics.get(f"{name}_{ref}")
+            if metric is not None:
+                row[name] = metric.value
+                if metric.interval is not None:
+                    row[f"{name}_ci_low"], row[f"{name}_ci_high"] = metric.interval
+            if name == "kid" and f"kid_{ref}_std" in rec.stats:
+                row["kid_std"] = rec.stats[f"kid_{ref}_std"]
+        rows.append(row)
+    return pd.DataFrame(rows), rec

@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="dataset name (digits:n=64, a registry entry) or path (.npz/.npy/image folder)")
     p.add_argument("--detector", "--detectors", dest="detectors", default="l2ratio")
     p.add_argument("--per-sample", default=None, help="write per-sample scores to this CSV file")
+    p.add_argument("--results-dir", default="results", help="store the records here too (they join the leaderboard)")
     _add_common(p)
 
     # -- issue 4: detector validation
@@ -176,8 +177,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from membench.api import run
-    from membench.store.leaderboard import format_table
+    from .api import run
+    from .store.leaderboard import format_table
 
     t0 = time.time()
     df = run(models=args.models, detectors=args.detectors, n_samples=args.n_samples, seed=args.seed,
@@ -192,17 +193,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_detect(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from membench.core.io import atomic_write_text
-    from membench.api import detect
+    from .api import detect
+    from .core.io import atomic_write_text
+    from .store.leaderboard import format_table
 
-    df, outputs = detect(args.samples, args.train, args.detectors, device=args.device, progress=not args.quiet)
-    view = df.copy()
-    view["memorized (95% CI)"] = [f"{f:.3f} [{lo:.3f}, {hi:.3f}]" if st == "ok" else f"unavailable: {note}"
-                                  for f, lo, hi, st, note in zip(df.memorized, df.ci_low, df.ci_high, df.status, df.note)]
-    print(view[["detector", "train_data", "n_samples", "memorized (95% CI)", "n_flagged"]].to_markdown(index=False))
+    df, records = detect(args.samples, args.train, args.detectors, device=args.device, progress=not args.quiet,
+                         results_dir=args.results_dir)
+    view = format_table(df)
+    print(view[["detector", "train_data", "n_samples", "memorized ↓ (95% CI)", "median score"]].to_markdown(index=False))
     if args.per_sample:
-        frames = [pd.DataFrame({"detector": name, "sample": range(len(o.scores)), "score": o.scores,
-                                "flag": o.flags, "nearest_train_index": o.nearest}) for name, o in outputs.items()]
+        frames = [pd.DataFrame({"detector": name, "sample": range(len(r.arrays["scores"])), "score": r.arrays["scores"],
+                                "flag": r.arrays["flags"], "nearest_train_index": r.arrays["nearest"]})
+                  for name, r in records.items()]
         atomic_write_text(args.per_sample, pd.concat(frames).to_csv(index=False))
     return 0
 
@@ -238,9 +240,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    from membench.quality.api import measure
+    from .api import quality
 
-    df, _ = measure(args.samples, args.train, extractor=args.extractor, references=args.reference,
+    df, _ = quality(args.samples, args.train, extractor=args.extractor, references=args.reference,
                     metrics=args.metrics, kid_subsets=args.kid_subsets, device=args.device, cache_dir=args.cache_dir)
     view = df.drop(columns=[c for c in df.columns if c.endswith(("_ci_low", "_ci_high"))])
     for frac in ("precision", "recall"):

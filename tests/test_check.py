@@ -55,7 +55,7 @@ def test_check_uses_current_checkpoint_not_stale_results(baseline, tiny_teacher,
     assert out.count("note: tiny / ") == 2 and "checkpoint changed since the baseline" in out
     rows = [ln for ln in out.splitlines() if ln.startswith("| tiny / l2ratio (seed 0)") and "memorized" in ln]
     assert len(rows) == 1  # one row, from the new checkpoint's result
-    assert len(list((chk / "runs" / "tiny").glob("*.json"))) == 4  # old and new results both kept
+    assert len(list((chk / "records" / "detection" / "tiny").glob("*.json"))) == 4  # old and new results both kept
 
 
 def _regress(path, detector, flagged):

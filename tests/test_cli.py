@@ -26,11 +26,12 @@ def test_run_writes_results_and_leaderboard(tiny_teacher, tmp_path, capsys):
     assert list(board["model"]) == ["tiny"] and board["n_samples"].item() == 40
     row = board.iloc[0]
     assert 0 <= row.ci_low <= row.memorized <= row.ci_high <= 1
-    files = list((res / "runs" / "tiny").glob("*.json"))
+    files = list((res / "records" / "detection" / "tiny").glob("*.json"))
     assert len(files) == 1
     rec = json.loads(files[0].read_text())
     arrays = np.load(files[0].with_suffix(".npz"))
-    assert rec["aggregate"]["n_flagged"] == int(arrays["flags"].sum())
+    assert rec["stats"]["n_flagged"] == int(arrays["flags"].sum())
+    assert rec["metrics"]["memorized"]["over"] == "samples" and rec["metrics"]["memorized"]["higher_is_memorized"]
     np.testing.assert_array_equal(arrays["noise_index"], np.arange(40))
     assert not list(res.rglob("*.tmp"))
 
@@ -39,7 +40,7 @@ def test_rerun_skips_completed_pairs(tiny_teacher, tmp_path, capsys):
     res = tmp_path / "res"
     args = ["run", "--model", "tiny", "--n-samples", "20", "--results-dir", str(res), "--quiet"]
     assert run_cli(capsys, *args)[0] == 0
-    result = next((res / "runs" / "tiny").glob("*.json"))
+    result = next((res / "records" / "detection" / "tiny").glob("*.json"))
     stamp = result.stat().st_mtime_ns
     shutil.rmtree(tiny_teacher.parent.parent / "cache", ignore_errors=True)
     assert run_cli(capsys, *args)[0] == 0
@@ -77,7 +78,7 @@ def test_corrupt_checkpoint_leaves_nothing(tiny_teacher, tmp_path, capsys):
     res = tmp_path / "res"
     code, _, err = run_cli(capsys, "run", "--model", "tiny", "--n-samples", "5", "--results-dir", str(res), "--quiet")
     assert code == 1 and "checkpoint" in err
-    assert not (res / "runs").exists() and not (res / "leaderboard.csv").exists()
+    assert not (res / "records").exists() and not (res / "leaderboard.csv").exists()
 
 
 def test_detect_on_sample_file(tmp_path, capsys):

@@ -89,5 +89,5 @@ def test_two_processes_share_the_work(tiny_teacher, tmp_path):
     assert len({pid for _, _, pid in computed}) == 2  # and the two runs really shared the work
     board = pd.read_csv(res / "leaderboard.csv")
     assert len(board) == 4 and set(board["detector"]) == {f"counted:threshold={t}" for t in ("0.2", "0.3", "0.4", "0.5")}
-    assert len(list((res / "runs" / "tiny").glob("*.json"))) == 4
+    assert len(list((res / "records" / "detection" / "tiny").glob("*.json"))) == 4
     assert not list(res.rglob("*.tmp"))

@@ -8,7 +8,8 @@ from scipy import stats as sps
 
 from membench.analysis.check import difference_interval
 from membench.analysis.effect import Paired, compare, effect_table, mcnemar, pair_arrays, paired_difference_interval
-from membench.store.records import iter_results, result_paths, write_result
+from membench.core.errors import MembenchError
+from membench.store.records import Metric, Record, iter_records, read_record, record_path, write_record
 
 
 def test_paired_interval_matches_published_example():
@@ -51,10 +52,12 @@ def test_mcnemar_matches_binomial_test(b, c):
     if b + c == 0:
         assert exact == midp == 1.0
         return
-    ref = sps.binomtest(b, b + c, 0.5).pvalue
-    assert exact == pytest.approx(ref, rel=1e-9)
-    k = min(b, c)
-    ref_mid = min(1.0, 2 * (sps.binom.cdf(k, b + c, 0.5) - 0.5 * sps.binom.pmf(k, b + c, 0.5)))
+    # Independent reference: the binomial(m, 1/2) probabilities summed from log-gamma terms.
+    m, k = b + c, min(b, c)
+    pmf = [math.exp(math.lgamma(m + 1) - math.lgamma(i + 1) - math.lgamma(m - i + 1) - m * math.log(2))
+           for i in range(k + 1)]
+    assert exact == pytest.approx(min(1.0, 2 * math.fsum(pmf)), rel=1e-9)
+    ref_mid = min(1.0, 2 * (math.fsum(pmf) - 0.5 * pmf[k]))
     assert midp == pytest.approx(ref_mid, rel=1e-9) and midp <= exact
 
 
@@ -132,34 +135,34 @@ def test_score_orientation_for_similarity_detectors():
 
 
 def _write(res, name, role, teacher, n, flags, nearest, det="l2ratio", seed=0, fp="abc"):
-    key = f"{name}-{n}-{seed}-{det}"
-    paths = result_paths(res, name, det, key.replace(":", "_")[:12] + str(n))
     flags = np.asarray(flags, bool)
-    rec = {"model": {"name": name, "role": role, "teacher": teacher, "method": "cd" if role == "student" else None,
-                     "sampler": "x", "nfe": 1, "dataset": "digits:n=16", "checkpoint_hash": "h"},
-           "detector": {"name": det, "base": "l2ratio", "config": {"threshold": 0.33}, "score": "l2_ratio",
-                        "higher_is_memorized": False},
-           "n_samples": n, "seed": seed, "train_fingerprint": fp, "sample_key": "k", "status": "ok",
-           "aggregate": {"fraction": flags.mean(), "ci_low": 0, "ci_high": 1, "n_flagged": int(flags.sum()),
-                         "score_median": 0.5}}
-    write_result(paths, rec, {"noise_index": np.arange(n), "scores": np.where(flags, 0.1, 0.9),
-                              "flags": flags, "nearest": np.asarray(nearest)})
-    return paths
+    rec = Record(kind="detection",
+                 subject={"name": name, "role": role, "teacher": teacher, "method": "cd" if role == "student" else None,
+                          "sampler": "x", "nfe": 1, "dataset": "digits:n=16", "checkpoint_hash": "h"},
+                 samples={"key": f"k-{name}-{n}-{seed}", "n": n, "seed": seed, "source": "model"},
+                 data={"spec": "digits:n=16", "fingerprint": fp},
+                 test={"name": det, "base": "l2ratio", "config": {"threshold": 0.33}, "score": "l2_ratio",
+                       "higher_is_memorized": False},
+                 metrics={"memorized": Metric(float(flags.mean()), (0.0, 1.0), "wilson95", "samples", True)},
+                 stats={"n_flagged": int(flags.sum())},
+                 arrays={"noise_index": np.arange(n), "scores": np.where(flags, 0.1, 0.9), "flags": flags,
+                         "nearest": np.asarray(nearest)})
+    return write_record(res, rec)
 
 
 def test_effect_table_pairs_by_detector_seed_and_reports_problems(tmp_path, rng):
     res = tmp_path / "res"
     t_flags, s_flags = rng.random(60) < 0.5, rng.random(40) < 0.2
-    _write(res, "teach", "teacher", None, 60, t_flags, rng.integers(0, 4, 60))
+    teach = _write(res, "teach", "teacher", None, 60, t_flags, rng.integers(0, 4, 60))
     _write(res, "stud", "student", "teach", 40, s_flags, rng.integers(0, 4, 40))
     _write(res, "stud", "student", "teach", 40, s_flags, rng.integers(0, 4, 40), seed=1)  # no teacher for seed 1
     _write(res, "ctrl", "control", "teach", 30, np.ones(30), np.zeros(30, int))
     broken = _write(res, "stud2", "student", "teach", 20, np.ones(20), np.zeros(20, int))
-    broken.arrays.write_bytes(b"not a zip")
-    (res / "runs" / "teach" / "junk.json").write_text("{ not json")
+    broken.with_suffix(".npz").write_bytes(b"not a zip")
+    (teach.parent / "junk.json").write_text("{ not json")
     problems = []
     with pytest.warns(UserWarning, match="junk.json"):
-        records = iter_results(res, problems)
+        records = list(iter_records(res, problems=problems))
     assert len(problems) == 1 and "junk.json" in problems[0]
     df = effect_table(records, problems).set_index(["student", "seed"])
     ok = df.loc[("stud", 0)]
@@ -171,18 +174,28 @@ def test_effect_table_pairs_by_detector_seed_and_reports_problems(tmp_path, rng)
     assert df.loc[("stud2", 0)]["status"] == "error" and len(problems) == 2 and "unreadable" in problems[1]
 
 
-def test_result_missing_required_keys_is_corrupt(tmp_path):
+def test_record_missing_required_keys_is_corrupt(tmp_path):
     res = tmp_path / "res"
-    path = res / "runs" / "m" / "l2ratio-x.json"
+    path = res / "records" / "detection" / "m" / "l2ratio-x.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"schema": 1, "model": {"name": "m"}, "n_samples": 3}))
+    path.write_text(json.dumps({"schema": 2, "kind": "detection", "subject": {"name": "m"}, "samples": {"n": 3}}))
     problems = []
     with pytest.warns(UserWarning, match="missing"):
-        assert iter_results(res, problems) == []
-    assert "missing detector" in problems[0]
+        assert list(iter_records(res, problems=problems)) == []
+    assert "missing data, test, metrics" in problems[0]
 
 
-def test_result_paths_keep_dotted_detector_names_apart(tmp_path):
-    a = result_paths(tmp_path, "m", "l2ratio:threshold=0.25", "k1")
-    b = result_paths(tmp_path, "m", "l2ratio:threshold=0.5", "k2")
-    assert a.json != b.json and a.json.name.endswith("0.25-k1.json") and b.arrays.name.endswith("0.5-k2.npz")
+def test_record_paths_keep_dotted_detector_names_apart(tmp_path):
+    def rec(det):
+        return Record("detection", {"name": "m"}, {"key": "k", "n": 1, "seed": 0}, {"fingerprint": "f"}, {"name": det})
+
+    a, b = record_path(tmp_path, rec("l2ratio:threshold=0.25")), record_path(tmp_path, rec("l2ratio:threshold=0.5"))
+    assert a != b and a.name.startswith("l2ratio_threshold=0.25-") and a.name.endswith(".json")
+
+
+def test_old_schema_is_refused_with_one_line(tmp_path):
+    path = tmp_path / "records" / "detection" / "m" / "x.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"schema": 1, "model": {"name": "m"}}))
+    with pytest.raises(MembenchError, match="schema 1 is not 2"):
+        read_record(path)

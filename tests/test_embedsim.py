@@ -90,7 +90,7 @@ def test_cli_all_marks_missing_weights_unavailable(tiny_teacher, tmp_path, capsy
     assert set(ok.index) == set(names("detectors")) - {"sscd", "clip"}
     assert ok["memorized"].between(0, 1).all()
     assert "unavailable: sscd: weights file" in out
-    sharp = json.loads(next((res / "runs" / "tiny").glob("sharpness-*.json")).read_text())
+    sharp = json.loads(next((res / "records" / "detection" / "tiny").glob("sharpness-*.json")).read_text())
     assert sharp["info"]["density"] == "self"
 
 
@@ -100,7 +100,7 @@ def test_cli_named_unavailable_detector_fails_one_line(tiny_teacher, tmp_path, c
                              "--results-dir", str(res), "--quiet")
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and "sscd_disc_mixup.torchscript.pt is missing" in lines[0]
-    assert not (res / "runs").exists()
+    assert not (res / "records").exists()
 
 
 def test_cli_detect_with_user_torchscript_and_bad_channels(tiny_torchscript, tmp_path, capsys):  # noqa: F811

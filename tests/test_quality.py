@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import membench
-import membench.quality.api
+import membench.api
 from membench.cli import main
 from membench.data import load_dataset
 from membench.core.errors import MembenchError, UnavailableError
@@ -244,15 +244,16 @@ def test_run_puts_quality_beside_memorization(tiny_teacher, tmp_path, capsys):
     res = tmp_path / "res"
     code, out, err = run_cli(capsys, "run", "--model", "tiny", "--n-samples", "40", "--results-dir", str(res), "--quiet")
     assert code == 0, err
-    assert "FID held-out" in out and "precision held-out (95% CI)" in out
-    files = list((res / "quality" / "tiny").glob("quality-*.json"))
-    assert len(files) == 1 and len(list((res / "runs" / "tiny").glob("*.json"))) == 1
+    assert "FID held-out ↓" in out and "precision held-out ↑ (95% CI)" in out
+    files = list((res / "records" / "quality" / "tiny").glob("quality-*.json"))
+    assert len(files) == 1 and len(list((res / "records" / "detection" / "tiny").glob("*.json"))) == 1
     rec = json.loads(files[0].read_text())
     board = pd.read_csv(res / "leaderboard.csv")
     row = board.iloc[0]
-    assert row.sample_key == rec["sample_key"] and row.quality_extractor == "digits"
-    held = rec["quality"]["metrics"]["heldout"]
-    assert row.fid_heldout == pytest.approx(held["fid"]) and held["n_generated"] == 40
+    assert row.sample_key == rec["samples"]["key"] and row.quality_extractor == "digits"
+    held = rec["metrics"]["fid_heldout"]
+    assert row.fid_heldout == pytest.approx(held["value"]) and held["higher_is_better"] is False
+    assert rec["info"]["references"]["heldout"]["n"] == 300 and rec["samples"]["n"] == 40
     assert 0 <= row.precision_heldout_ci_low <= row.precision_heldout <= row.precision_heldout_ci_high <= 1
     # the tiny teacher has 16 training images: too few for FID against them (32-d features), said so
     assert np.isnan(row.fid_train) and "FID needs at least 33" in row.quality_note
@@ -264,7 +265,7 @@ def test_run_puts_quality_beside_memorization(tiny_teacher, tmp_path, capsys):
     samples = get_samples(resolve_model("tiny"), 40, 0, "cpu")
     again = evaluate(samples.images, load_dataset("digits:n=16"), "digits", strict=False, cache_dir=tmp_path / "c2")
     # (run used --device auto: CUDA features may differ from CPU ones in the last float32 bits)
-    assert again["metrics"]["heldout"]["fid"] == pytest.approx(held["fid"], rel=1e-3)
+    assert again["metrics"]["heldout"]["fid"] == pytest.approx(held["value"], rel=1e-3)
     assert "quality note" in (res / "leaderboard.md").read_text()
 
 
@@ -272,14 +273,14 @@ def test_quality_skipped_on_rerun_and_off_with_flag(tiny_teacher, tmp_path, caps
     res = tmp_path / "res"
     args = ["run", "--model", "tiny", "--n-samples", "40", "--results-dir", str(res), "--quiet"]
     assert run_cli(capsys, *args)[0] == 0
-    qfile = next((res / "quality" / "tiny").glob("*.json"))
+    qfile = next((res / "records" / "quality" / "tiny").glob("*.json"))
     stamp = qfile.stat().st_mtime_ns
     assert run_cli(capsys, *args)[0] == 0
     assert qfile.stat().st_mtime_ns == stamp
     res2 = tmp_path / "res2"
     code, out, _ = run_cli(capsys, "run", "--model", "tiny", "--n-samples", "40", "--results-dir", str(res2),
                            "--quiet", "--no-quality")
-    assert code == 0 and not (res2 / "quality").exists()
+    assert code == 0 and not (res2 / "records" / "quality").exists()
     assert "FID held-out" in out  # the column is there, empty: no quality for this sample set
     assert pd.read_csv(res2 / "leaderboard.csv")["fid_heldout"].isna().all()
 
@@ -292,7 +293,7 @@ def test_run_with_unavailable_extractor_marks_rows(tiny_teacher, tmp_path, monke
         df = membench.run(models="tiny", n_samples=40, results_dir=res, quality_extractor="inception-v3")
     assert df["memorized"].notna().all() and df["fid_heldout"].isna().all()
     assert df["quality_note"].str.contains("unavailable: inception-v3 weights").all()
-    assert not (res / "quality").exists()
+    assert not (res / "records" / "quality").exists()
     code, _, err = run_cli(capsys, "run", "--model", "tiny", "--quality-extractor", "incepton", "--results-dir",
                            str(tmp_path / "r3"))
     assert code == 1 and "did you mean inception-v3" in err and len(err.strip().splitlines()) == 1
@@ -306,7 +307,7 @@ def test_quality_cli_on_sample_file(tmp_path, capsys, digits):
                              "--cache-dir", str(tmp_path / "c"))
     assert code == 0, err
     assert "heldout" in out and "train" in out and "rewards memorization" in out
-    df, rec = membench.quality.api.measure(samples, "digits", kid_subsets=5, cache_dir=tmp_path / "c")
+    df, rec = membench.api.quality(samples, "digits", kid_subsets=5, cache_dir=tmp_path / "c")
     assert list(df["reference"]) == ["heldout", "train"]
     assert df.set_index("reference").loc["train", "precision"] == 1.0  # training images themselves
 
@@ -332,14 +333,10 @@ def test_quality_cli_wrong_shape(tmp_path, capsys):
 
 
 def test_run_quality_marks_images_the_extractor_cannot_take(tmp_path):
-    from types import SimpleNamespace
-
     from membench.data import Dataset
-    from membench.quality.harness import run_quality
+    from membench.measure import ImageSet, QualitySpec, run_quality
 
     rgb = Dataset(spec="rgb16", images=np.zeros((10, 3, 16, 16), np.float32))
-    with pytest.warns(UserWarning, match="cannot take 3x16x16"):
-        rec = run_quality(SimpleNamespace(name="m"), "key", rgb, lambda: pytest.fail("sampled for nothing"),
-                          lambda s: {}, 10, 0, "cpu", tmp_path / "c", tmp_path / "res")
-    assert rec["status"] == "unavailable" and "inception-v3" in rec["reason"]
-    assert not (tmp_path / "res").exists()
+    iset = ImageSet({"name": "m"}, {"key": "k", "n": 10, "seed": 0}, rgb, lambda: pytest.fail("sampled for nothing"))
+    rec = run_quality(iset, QualitySpec("digits"), "cpu", tmp_path / "c")
+    assert rec.status == "unavailable" and "inception-v3" in rec.reason and "cannot take 3x16x16" in rec.reason

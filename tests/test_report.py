@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from membench.cli import main
-from membench.store.records import iter_results, read_arrays
+from membench.store.records import iter_records
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -51,9 +51,9 @@ def test_report_tables_match_result_files(reported, capsys):
     assert sorted(set(effect["student"])) == ["stu", "tiny-euler2"] and (effect["status"] == "ok").all()
     assert len(effect) == 4  # 2 students/controls x 2 detectors
     # Recount one row straight from the .npz files.
-    recs = {(r["model"]["name"], r["detector"]["name"]): p for p, r in iter_results(reported)}
-    t = read_arrays(recs[("tiny", "l2ratio:threshold=1.0")])
-    s = read_arrays(recs[("stu", "l2ratio:threshold=1.0")])
+    recs = {(r.subject["name"], r.test["name"]): r for r in iter_records(reported, "detection")}
+    t = recs[("tiny", "l2ratio:threshold=1.0")].load_arrays()
+    s = recs[("stu", "l2ratio:threshold=1.0")].load_arrays()
     row = effect[(effect.student == "stu") & (effect.detector == "l2ratio:threshold=1.0")].iloc[0]
     same = t["nearest"] == s["nearest"]
     assert row["n_transferred"] == int(np.sum(t["flags"] & s["flags"] & same))
@@ -71,8 +71,8 @@ def test_report_tables_match_result_files(reported, capsys):
 
 
 def test_report_survives_corrupt_result_and_missing_cache(reported, capsys, tmp_path, monkeypatch):
-    victim = next((reported / "runs" / "tiny-euler2").glob("*.json"))
-    victim.write_text('{"schema": 1, "model": ')  # truncated
+    victim = next((reported / "records" / "detection" / "tiny-euler2").glob("*.json"))
+    victim.write_text('{"schema": 2, "kind": ')  # truncated
     # Empty sample cache: the grids are regenerated from the registered models.
     monkeypatch.setenv("MEMBENCH_CACHE", str(tmp_path / "fresh-cache"))
     code, out, err = _run_report(capsys, reported)
@@ -87,7 +87,7 @@ def test_report_survives_corrupt_result_and_missing_cache(reported, capsys, tmp_
 
 @pytest.mark.parametrize("setup,match", [
     (lambda res: None, "no results"),
-    (lambda res: (res / "runs").mkdir(parents=True), "no readable result files"),
+    (lambda res: (res / "records").mkdir(parents=True), "no readable records"),
 ])
 def test_report_bad_input(tmp_path, capsys, setup, match):
     res = tmp_path / "res"

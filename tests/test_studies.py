@@ -6,19 +6,22 @@ import pytest
 import torch
 
 from membench.cli import main
-from membench.detectors.base import DetectorOutput
-from membench.studies.measure import paired_columns, paired_difference
+from membench.store.records import Record
+from membench.studies.measure import paired_columns
 
 
-def _out(flags, nearest):
+def _rec(flags, nearest):
     flags = np.asarray(flags, dtype=bool)
-    return DetectorOutput(scores=np.where(flags, 0.1, 0.9), flags=flags, nearest=np.asarray(nearest))
+    arrays = {"noise_index": np.arange(len(flags)), "scores": np.where(flags, 0.1, 0.9), "flags": flags,
+              "nearest": np.asarray(nearest)}
+    return Record("detection", {"name": "m"}, {"key": "k", "n": len(flags), "seed": 0}, {}, 
+                  {"name": "l2ratio", "higher_is_memorized": False}, arrays=arrays)
 
 
 def test_paired_columns_known_answer():
-    teacher = _out([1, 1, 1, 1, 0, 0, 0, 0], [0, 1, 2, 3, 4, 5, 6, 7])
+    teacher = _rec([1, 1, 1, 1, 0, 0, 0, 0], [0, 1, 2, 3, 4, 5, 6, 7])
     # same image for noises 0-2 and 4; flagged only on 0 and 5
-    student = _out([1, 0, 0, 0, 0, 1, 0, 0], [0, 1, 2, 9, 4, 8, 8, 8])
+    student = _rec([1, 0, 0, 0, 0, 1, 0, 0], [0, 1, 2, 9, 4, 8, 8, 8])
     imgs_t = np.zeros((8, 1, 2, 2), dtype=np.float32)
     imgs_s = imgs_t + np.arange(8, dtype=np.float32)[:, None, None, None]  # ||s - t|| = 2 i
     row = paired_columns(student, teacher, imgs_s, imgs_t)
@@ -32,12 +35,15 @@ def test_paired_columns_known_answer():
 
 def test_paired_difference_respects_pairing():
     a = np.array([True] * 30 + [False] * 70)
-    d, lo, hi, _ = paired_difference(a, a.copy())
+    imgs = np.zeros((100, 1, 1, 1), np.float32)
+    row = paired_columns(_rec(a, np.zeros(100)), _rec(a, np.zeros(100)), imgs, imgs)
+    d, lo, hi = row["diff_vs_teacher"], row["diff_ci_low"], row["diff_ci_high"]
     assert d == 0.0 and lo <= 0.0 <= hi and hi - lo < 0.1  # identical outcomes: a narrow interval around 0
     b = a.copy()
     b[:10] = False
-    d, lo, hi, method = paired_difference(a, b)
-    assert d == pytest.approx(0.1) and lo > 0 and lo <= d <= hi and method
+    row = paired_columns(_rec(a, np.zeros(100)), _rec(b, np.zeros(100)), imgs, imgs)
+    d, lo, hi = row["diff_vs_teacher"], row["diff_ci_low"], row["diff_ci_high"]
+    assert d == pytest.approx(0.1) and lo > 0 and lo <= d <= hi
 
 
 def test_cd_snapshots_start_at_the_teacher_and_end_at_the_student(tiny_teacher):

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from membench.store.records import Record
 
 from membench.core.stats import wilson_interval
 
@@ -74,24 +75,21 @@ def paired_difference_interval(n11: int, n10: int, n01: int, n00: int,
     return d, max(-1.0, lo), min(1.0, hi)
 
 
-def _binom_pmf_half(k: int, m: int) -> float:
-    return math.exp(math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1) - m * math.log(2))
-
-
 def mcnemar(n10: int, n01: int) -> tuple[float, float]:
     """McNemar's exact two-sided p-value and its mid-p version, from the discordant counts.
 
     Under H0 each discordant pair is 10 or 01 with probability 1/2: the exact test is the
-    two-sided binomial test of min(n10, n01) of n10 + n01 (Fagerland et al. 2013 recommend
-    the mid-p for its closer-to-nominal size).
+    two-sided binomial test of min(n10, n01) of n10 + n01 (scipy's ``binomtest``); Fagerland
+    et al. 2013 recommend the mid-p for its closer-to-nominal size.
     """
+    from scipy import stats
+
     m = n10 + n01
     if m == 0:
         return 1.0, 1.0
     k = min(n10, n01)
-    cdf = math.fsum(_binom_pmf_half(i, m) for i in range(k + 1))
-    exact = min(1.0, 2 * cdf)
-    midp = min(1.0, 2 * cdf - _binom_pmf_half(k, m)) if n10 != n01 else 1.0
+    exact = float(stats.binomtest(k, m, 0.5).pvalue)
+    midp = min(1.0, float(2 * stats.binom.cdf(k, m, 0.5) - stats.binom.pmf(k, m, 0.5))) if n10 != n01 else 1.0
     return exact, midp
 
 
@@ -165,6 +163,9 @@ def compare(p: Paired) -> dict[str, Any]:
         **_with_ci("suppressed", n10, n), **_with_ci("introduced", n01, n),
         # Of the teacher's copies, the share the student reproduces (same image).
         **_with_ci("transfer_rate", n_transferred, n11 + n10),
+        # Of the teacher's copies: the student lands on the same image (flagged or not) / is flagged too.
+        "n_teacher_copies": n11 + n10,
+        **_with_ci("copies_kept", int(np.sum(t & same)), n11 + n10), **_with_ci("copies_flagged", n11, n11 + n10),
         "mcnemar_p": exact, "mcnemar_midp": midp,
         **_with_ci("same_nearest", n_same, n),
         "distance_source": p.distance_source,
@@ -179,77 +180,72 @@ def compare(p: Paired) -> dict[str, Any]:
     return row
 
 
-# ------------------------------------------------------------------ from the results store
+# ------------------------------------------------------------------ from the result store
 
 
-def _match_key(rec: dict[str, Any]) -> tuple:
-    d = rec["detector"]
-    return (d["name"], repr(sorted((d.get("config") or {}).items())), rec["seed"], rec.get("train_fingerprint"))
+def _match_key(rec: "Record") -> tuple:
+    return (rec.test["name"], repr(sorted((rec.test.get("config") or {}).items())), rec.seed,
+            rec.data.get("fingerprint"))
 
 
-def find_teacher_record(student: dict[str, Any], records: list[tuple[Path, dict[str, Any]]]
-                        ) -> tuple[Path, dict[str, Any]] | None:
-    """The teacher's completed result for the same detector (and config), seed and training set.
+def find_teacher_record(student: "Record", records: list["Record"]) -> "Record | None":
+    """The teacher's completed detection for the same detector (and config), seed and training set.
 
     Prefers the same sample count, else the largest (pairs use the common noises); among
-    equals, the newest result (a retrained teacher's).
+    equals, the newest record (a retrained teacher's).
     """
-    teacher = student["model"].get("teacher")
+    teacher = student.subject.get("teacher")
     key = _match_key(student)
-    cands = [(p, r) for p, r in records if r["model"]["name"] == teacher and r.get("status", "ok") == "ok"
+    cands = [r for r in records if r.kind == "detection" and r.subject["name"] == teacher and r.ok
              and _match_key(r) == key]
     if not cands:
         return None
-    n = student["n_samples"]
-    return max(cands, key=lambda pr: (pr[1]["n_samples"] == n, pr[1]["n_samples"], str(pr[1].get("created", ""))))
+    return max(cands, key=lambda r: (r.n == student.n, r.n, r.created))
 
 
-def effect_table(records: list[tuple[Path, dict[str, Any]]], problems: list[str] | None = None,
+def effect_table(records: list["Record"], problems: list[str] | None = None,
                  pairs_out: list[dict[str, Any]] | None = None) -> pd.DataFrame:
-    """One row per (student or control, detector, seed, n) with a completed result.
+    """One row per (student or control, detector, seed, n) with a completed detection record.
 
-    Rows without a teacher result say so in ``status``; unreadable arrays are appended to
+    Rows without a teacher record say so in ``status``; unreadable arrays are appended to
     ``problems`` and their rows marked. ``pairs_out`` receives the aligned arrays per row
     (for plots and image grids).
     """
     from membench.core.errors import MembenchError
-    from membench.store.records import read_arrays
 
-    # A rerun after retraining leaves the older result beside the new one: keep the newest.
-    newest: dict[tuple, tuple[Path, dict[str, Any]]] = {}
-    for path, rec in records:
-        m = rec["model"]
-        if m.get("role") not in COMPARED_ROLES or not m.get("teacher") or rec.get("status", "ok") != "ok":
+    # A rerun after retraining leaves the older record beside the new one: keep the newest.
+    newest: dict[tuple, "Record"] = {}
+    for rec in records:
+        m = rec.subject
+        if rec.kind != "detection" or m.get("role") not in COMPARED_ROLES or not m.get("teacher") or not rec.ok:
             continue
-        k = (m["name"], *_match_key(rec), rec["n_samples"])
-        if k not in newest or str(rec.get("created", "")) >= str(newest[k][1].get("created", "")):
-            newest[k] = (path, rec)
+        k = (m["name"], *_match_key(rec), rec.n)
+        if k not in newest or rec.created >= newest[k].created:
+            newest[k] = rec
     rows = []
-    for path, rec in newest.values():
-        m, d = rec["model"], rec["detector"]
+    for rec in newest.values():
+        m, d = rec.subject, rec.test
         base = {"student": m["name"], "teacher": m["teacher"], "role": m["role"], "method": m.get("method") or "",
-                "sampler": m["sampler"], "nfe": m.get("nfe"), "detector": d["name"], "seed": rec["seed"],
-                "n_samples": rec["n_samples"]}
-        found = find_teacher_record(rec, records)
-        if found is None:
+                "sampler": m.get("sampler", ""), "nfe": m.get("nfe"), "detector": d["name"], "seed": rec.seed,
+                "n_samples": rec.n}
+        trec = find_teacher_record(rec, records)
+        if trec is None:
             rows.append({**base, "status": "no teacher result",
                          "note": f"run: membench run --model {m['teacher']} --detector {d['name']} "
-                                 f"--n-samples {rec['n_samples']} --seed {rec['seed']}"})
+                                 f"--n-samples {rec.n} --seed {rec.seed}"})
             continue
-        tpath, trec = found
         try:
-            paired = pair_arrays(read_arrays(tpath), read_arrays(path), bool(d.get("higher_is_memorized", False)))
+            paired = pair_arrays(trec.load_arrays(), rec.load_arrays(), bool(d.get("higher_is_memorized", False)))
             stats = compare(paired)
         except (MembenchError, KeyError, ValueError) as exc:
-            msg = f"{path.name} vs {tpath.name}: {exc}"
+            msg = f"{m['name']} vs {trec.subject['name']} ({d['name']}): {exc}"
             if problems is not None:
                 problems.append(msg)
             rows.append({**base, "status": "error", "note": msg})
             continue
         rows.append({**base, "status": "ok", "note": "", **stats})
         if pairs_out is not None:
-            pairs_out.append({"row": rows[-1], "paired": paired, "student_record": rec, "teacher_record": trec,
-                              "student_path": path, "teacher_path": tpath})
+            pairs_out.append({"row": rows[-1], "paired": paired, "student_record": rec, "teacher_record": trec})
     df = pd.DataFrame(rows)
     if df.empty:
         return df

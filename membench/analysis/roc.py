@@ -9,21 +9,14 @@ from membench.core.stats import wilson_interval
 
 
 def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """P(score_pos > score_neg) + 0.5 P(tie): the Mann-Whitney form of the ROC AUC (higher = positive)."""
+    """P(score_pos > score_neg) + 0.5 P(tie): the ROC AUC (higher = positive), as scipy's
+    Mann-Whitney U over n_pos * n_neg."""
+    from scipy.stats import mannwhitneyu
+
     pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
     if len(pos) == 0 or len(neg) == 0:
         return float("nan")
-    allv = np.concatenate([pos, neg])
-    order = np.argsort(allv, kind="mergesort")
-    ranks = np.empty(len(allv), np.float64)
-    sorted_v = allv[order]
-    # average ranks over ties
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_v)) + 1]
-    ends = np.r_[starts[1:], len(allv)]
-    for s, e in zip(starts, ends):
-        ranks[order[s:e]] = (s + e + 1) / 2.0
-    u = ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2.0
-    return float(u / (len(pos) * len(neg)))
+    return float(mannwhitneyu(pos, neg, method="asymptotic").statistic / (len(pos) * len(neg)))
 
 
 def auc_bootstrap_ci(pos: np.ndarray, neg: np.ndarray, n_boot: int = 1000, seed: int = 0,

@@ -29,13 +29,13 @@ import pandas as pd
 
 from membench.data import Dataset, load_dataset
 from membench.detectors.base import DetectorContext, make_detector
-from membench.core.errors import MembenchError, UnavailableError
+from membench.core.errors import MembenchError
+from membench.store.records import Metric, Record
 
 TASKS = ("copies-noise", "copies-shift", "generated")
 COLUMNS = ["model", "train_data", "detector", "task", "seed", "n_pos", "n_neg", "status", "auc", "auc_ci_low",
            "auc_ci_high", "tpr_at_1fpr", "tpr_ci_low", "tpr_ci_high", "threshold_at_1fpr", "flag_rate_pos",
            "flag_rate_neg", "note", "seconds"]
-KEY = ["model", "detector", "task", "seed"]
 
 
 def perturb_noise(images: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
@@ -71,17 +71,20 @@ def task_images(task: str, spec: Any, train: Dataset, n_samples: int, seed: int,
         labels = np.r_[np.ones(len(train), bool), np.zeros(len(train.heldout), bool)]
         return images, labels
     if task == "generated":
+        from membench.measure import ImageSet, measure
         from membench.models.samples import get_samples
 
         samples = get_samples(spec, n_samples, seed, device, cache_dir, progress)
-        ref = make_detector("l2ratio").detect(samples.images, train, DetectorContext(device=device))
-        return samples.images, ref.flags.astype(bool)
+        iset = ImageSet.of_images(samples.images, {"name": spec.name}, train, seed, samples.noise_index)
+        ref = measure([iset], [make_detector("l2ratio")], DetectorContext(device=device)).records[0]
+        return samples.images, ref.arrays["flags"].astype(bool)
     raise MembenchError(f"validate: unknown task {task!r} (known: {', '.join(TASKS)})")
 
 
 def separation(scores: np.ndarray, flags: np.ndarray, labels: np.ndarray, higher_is_memorized: bool,
                seed: int = 0) -> dict[str, Any]:
     from membench.analysis.roc import auc_bootstrap_ci, roc_auc, tpr_at_fpr
+    from membench.core.stats import wilson_interval
 
     s = np.asarray(scores, np.float64) * (1.0 if higher_is_memorized else -1.0)  # higher = more memorized
     pos, neg = s[labels], s[~labels]
@@ -94,61 +97,109 @@ def separation(scores: np.ndarray, flags: np.ndarray, labels: np.ndarray, higher
     lo, hi = auc_bootstrap_ci(pos, neg, seed=seed)
     t = tpr_at_fpr(pos, neg, 0.01)
     thr = t["threshold"] * (1.0 if higher_is_memorized else -1.0)  # back in the detector's own units
+    k_pos, k_neg = int(flags[labels].sum()), int(flags[~labels].sum())
     return {"auc": roc_auc(pos, neg), "auc_ci_low": lo, "auc_ci_high": hi, "tpr_at_1fpr": t["tpr"],
             "tpr_ci_low": t["tpr_ci_low"], "tpr_ci_high": t["tpr_ci_high"], "threshold_at_1fpr": thr,
-            "flag_rate_pos": float(flags[labels].mean()), "flag_rate_neg": float(flags[~labels].mean()), "note": ""}
+            "flag_rate_pos": k_pos / len(pos), "flag_rate_pos_ci": wilson_interval(k_pos, len(pos)),
+            "flag_rate_neg": k_neg / len(neg), "flag_rate_neg_ci": wilson_interval(k_neg, len(neg)), "note": ""}
 
 
 def validate(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] = "all",
              tasks: str | Sequence[str] = TASKS, n_samples: int = 1000, seed: int = 0, noise: float = 0.1,
-             device: str = "auto", results_dir: str | Path = "results", cache_dir: str | Path | None = None,
+             device: str = "auto", results_dir: str | Path | None = None, cache_dir: str | Path | None = None,
              progress: bool = False) -> pd.DataFrame:
-    """Score every (model, detector, task); returns this call's rows (also merged into validation.csv/.md)."""
-    from membench.api import _expand
-    from membench.models.specs import model_names, resolve_model
+    """Score every (model, detector, task); returns this call's rows. Each row is a ``validation``
+    record in the store (with its scores, flags and labels); ``validation.csv``/``.md`` are
+    rebuilt from all of them."""
+    from membench.api import check_count, expand_names, model_subject, resolve_detectors
     from membench.core.registry import names
-    from membench.models.samples import resolve_device
     from membench.core.specs import split_list
+    from membench.core.workspace import resolve_results_dir
+    from membench.measure import ImageSet, measure
+    from membench.models.samples import resolve_device
+    from membench.models.specs import resolve_model
+    from membench.store.records import write_record
 
-    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples <= 0:
-        raise MembenchError(f"--n-samples must be a positive integer, got {n_samples!r}")
+    check_count(n_samples)
     if not isinstance(noise, (int, float)) or not 0.0 <= float(noise) <= 1.0:
         raise MembenchError(f"--noise must be in [0, 1], got {noise!r}")
     task_list = split_list(tasks) if isinstance(tasks, str) else list(tasks)
     bad = [t for t in task_list if t not in TASKS]
     if bad or not task_list:
         raise MembenchError(f"unknown task(s) {bad or task_list}; known: {', '.join(TASKS)}")
-    specs = [resolve_model(m) for m in _expand(models, model_names())]
-    det_names = _expand(detectors, names("detectors"))
-    all_detectors = det_names == names("detectors")
-    dets = [make_detector(d) for d in det_names]
+    specs = [resolve_model(m) for m in expand_names(models, names("models"))]
+    dets, everything = resolve_detectors(detectors)
     device = resolve_device(device)
+    results_dir = resolve_results_dir(results_dir)
     cache = Path(cache_dir) if cache_dir else None
-    rows: list[dict[str, Any]] = []
+    ctx = DetectorContext(device=device, cache_dir=cache, progress=progress)
+    records: list[Record] = []
     for spec in specs:
         train = load_dataset(spec.dataset)
-        ctx = DetectorContext(device=device, cache_dir=cache, progress=progress, model=spec)
         for task in task_list:
             images, labels = task_images(task, spec, train, n_samples, seed, float(noise), device, cache, progress)
-            for det in dets:
-                name = getattr(det, "display_name", det.registry_name)
-                row = {"model": spec.name, "train_data": train.spec, "detector": name, "task": task, "seed": seed,
-                       "n_pos": int(labels.sum()), "n_neg": int((~labels).sum())}
-                t0 = time.time()
-                try:
-                    out = det.detect(images, train, ctx)
-                except UnavailableError as exc:
-                    if not all_detectors:
-                        raise
-                    rows.append({**row, "status": "unavailable", "note": str(exc)})
-                    continue
-                sep = separation(out.scores, out.flags, labels, det.higher_is_memorized, seed)
-                if task == "generated" and det.registry_name == "l2ratio":
-                    sep["note"] = (sep["note"] + "; " if sep["note"] else "") + "labels come from this detector"
-                rows.append({**row, "status": "ok", **sep, "seconds": round(time.time() - t0, 2)})
-    df = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    write(df, results_dir)
+            iset = ImageSet.of_images(images, model_subject(spec), train, seed, model=spec, labels=labels,
+                                      source=f"validate:{task}" + (f":noise={noise}" if task == "copies-noise" else ""))
+            for rec in measure([iset], dets, ctx, keep_unavailable=everything).records:
+                records.append(validation_record(rec, task, float(noise), labels))
+    for rec in records:
+        if rec.ok:
+            write_record(results_dir, rec)
+    df = table(records)
+    write(results_dir, extra=[r for r in records if not r.ok])
     return df
+
+
+def validation_record(det_rec: Record, task: str, noise: float, labels: np.ndarray) -> Record:
+    """A detection on a labelled image set -> its separation metrics, against the novel
+    (never-trained) images as the null."""
+    test = {**det_rec.test, "task": task, **({"noise": noise} if task == "copies-noise" else {})}
+    rec = Record(kind="validation", subject=det_rec.subject, samples=det_rec.samples, data=det_rec.data, test=test,
+                 null={"images": "novel: held-out images or samples the L2-ratio test does not flag"},
+                 status=det_rec.status, reason=det_rec.reason, info=det_rec.info, created=det_rec.created,
+                 membench=det_rec.membench)
+    rec.stats = {"n_pos": int(labels.sum()), "n_neg": int((~labels).sum())}
+    if not det_rec.ok:
+        return rec
+    arr = det_rec.arrays
+    sep = separation(arr["scores"], arr["flags"], labels, bool(det_rec.test["higher_is_memorized"]), det_rec.seed)
+    note = sep.pop("note")
+    if task == "generated" and det_rec.test.get("base") == "l2ratio":
+        note = (note + "; " if note else "") + "labels come from this detector"
+    rec.stats.update({"note": note, "seconds": det_rec.stats.get("detect_seconds"),
+                      "threshold_at_1fpr": sep["threshold_at_1fpr"]})
+    if not np.isnan(sep["auc"]):
+        rec.metrics = {
+            "auc": Metric(sep["auc"], (sep["auc_ci_low"], sep["auc_ci_high"]), "percentile95", "bootstrap",
+                          higher_is_better=True),
+            "tpr_at_1fpr": Metric(sep["tpr_at_1fpr"], (sep["tpr_ci_low"], sep["tpr_ci_high"]), "wilson95",
+                                  "memorized images", higher_is_better=True),
+            "flag_rate_pos": Metric(sep["flag_rate_pos"], sep["flag_rate_pos_ci"], "wilson95", "memorized images",
+                                    higher_is_better=True),
+            "flag_rate_neg": Metric(sep["flag_rate_neg"], sep["flag_rate_neg_ci"], "wilson95", "novel images",
+                                    higher_is_better=False),
+        }
+    rec.arrays = {k: arr[k] for k in ("noise_index", "scores", "flags", "nearest")} | {"labels": labels}
+    return rec
+
+
+def table(records: list[Record]) -> pd.DataFrame:
+    """The validation table of ``records`` (one row per model, detector, task, seed)."""
+    nan = float("nan")
+    rows = []
+    for r in records:
+        row = {"model": r.subject["name"], "train_data": r.data.get("spec"), "detector": r.test["name"],
+               "task": r.test.get("task"), "seed": r.seed, "n_pos": r.stats.get("n_pos"), "n_neg": r.stats.get("n_neg"),
+               "status": r.status, "note": r.reason or r.stats.get("note", ""), "seconds": r.stats.get("seconds"),
+               "threshold_at_1fpr": r.stats.get("threshold_at_1fpr", nan)}
+        for name, (lo, hi) in {"auc": ("auc_ci_low", "auc_ci_high"), "tpr_at_1fpr": ("tpr_ci_low", "tpr_ci_high"),
+                               "flag_rate_pos": (None, None), "flag_rate_neg": (None, None)}.items():
+            m = r.metrics.get(name)
+            row[name] = m.value if m else nan
+            if lo:
+                row[lo], row[hi] = m.interval if m and m.interval else (nan, nan)
+        rows.append(row)
+    return pd.DataFrame(rows).reindex(columns=COLUMNS)
 
 
 def format_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -166,29 +217,20 @@ def format_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write(rows: pd.DataFrame, results_dir: str | Path) -> tuple[Path, Path]:
-    """Merge ``rows`` into validation.csv (replacing rows with the same key) and rewrite the Markdown view."""
+def write(results_dir: str | Path, extra: Sequence[Record] = ()) -> tuple[Path, Path]:
+    """Rebuild ``validation.csv``/``.md`` from every validation record in the store (plus ``extra``,
+    this call's unavailable rows, which are not stored)."""
     from membench.core.io import atomic_write_text
+    from membench.store.records import iter_records
 
     results_dir = Path(results_dir)
-    csv_path, md_path = results_dir / "validation.csv", results_dir / "validation.md"
-    old = pd.DataFrame(columns=COLUMNS)
-    if csv_path.is_file():
-        try:
-            old = pd.read_csv(csv_path, keep_default_na=True).reindex(columns=COLUMNS)
-        except (OSError, ValueError, pd.errors.ParserError):
-            old = pd.DataFrame(columns=COLUMNS)  # a corrupt table is rebuilt from this run
-    if len(old):
-        new_keys = set(map(tuple, rows[KEY].astype(str).to_numpy()))
-        keep = [tuple(k) not in new_keys for k in old[KEY].astype(str).to_numpy()]
-        old = old[keep]
-    frames = [f for f in (old, rows) if len(f)]
-    df = pd.concat(frames, ignore_index=True) if frames else rows
+    df = table([*iter_records(results_dir, "validation"), *extra])
     df = df.sort_values(["model", "task", "detector", "seed"], ignore_index=True)
+    csv_path, md_path = results_dir / "validation.csv", results_dir / "validation.md"
     atomic_write_text(csv_path, df.to_csv(index=False))
     md = ("# membench detector validation\n\nHow well each detector separates memorized from novel images "
-          "(see README, `membench validate`). AUC: 95% stratified bootstrap interval; TPR at 1% FPR: 95% Wilson "
-          "interval over the memorized images; flagged: the detector's own default threshold.\n\n"
+          "(see docs/detectors.md, `membench validate`). AUC: 95% stratified bootstrap interval; TPR at 1% FPR: 95% "
+          "Wilson interval over the memorized images; flagged: the detector's own default threshold.\n\n"
           + format_table(df).to_markdown(index=False) + "\n")
     atomic_write_text(md_path, md)
     return csv_path, md_path

@@ -54,6 +54,16 @@ def read_tagged_json(path: Path, fmt: str, what: str) -> dict[str, Any]:
     return data
 
 
+def array_digest(arr: np.ndarray) -> str:
+    """Content key of an array: its dtype, shape and bytes."""
+    import hashlib
+
+    a = np.ascontiguousarray(arr)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()[:20]
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()

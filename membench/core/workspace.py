@@ -65,6 +65,11 @@ class Workspace:
         return self.root / "studies"
 
 
+def resolve_results_dir(path: str | Path | None = None) -> Path:
+    """An explicit results folder, else the workspace's ``results/``."""
+    return Path(path) if path else Workspace.resolve().results
+
+
 def registry_dirs() -> list[Path]:
     """Registry folders, first wins: built-ins, the workspace's, then ``$MEMBENCH_REGISTRY``."""
     dirs = [builtin_registry_dir(), Workspace.resolve().registry]

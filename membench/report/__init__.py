@@ -27,47 +27,32 @@ class Report:
     problems: list[str] = field(default_factory=list)
 
 
-def leaderboard_view(board: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard with direction arrows in the headers and quality columns appended."""
-    from membench.store.directions import arrow, quality_columns
-    from membench.store.leaderboard import format_table
-
-    view = format_table(board).rename(columns={"memorized (95% CI)": "memorized ↓ (95% CI)"})
-    for col in quality_columns(board.columns):
-        lo, hi = f"{col}_ci_low", f"{col}_ci_high"
-        if lo in board and hi in board:
-            view[f"{col} {arrow(col)}"] = [("" if pd.isna(v) else f"{v:.3f} [{a:.3f}, {b:.3f}]")
-                                          for v, a, b in zip(board[col], board[lo], board[hi])]
-        else:
-            view[f"{col} {arrow(col)}"] = board[col].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
-    return view
-
-
-def build_report(results_dir: str | Path = "results", out_dir: str | Path | None = None,
+def build_report(results_dir: str | Path | None = None, out_dir: str | Path | None = None,
                  cache_dir: str | Path | None = None, device: str = "cpu", top: int = 8,
                  regenerate: bool = True) -> Report:
     """Write ``report.html``, ``leaderboard.csv/.md`` and ``effect.csv/.md`` into ``out_dir``
     (default ``<results>/report``) and return what was written."""
-    from membench.store import leaderboard
-    from membench.store.directions import quality_columns
     from membench.analysis.effect import effect_table, format_effect
-    from membench.store.records import iter_results
+    from membench.core.workspace import resolve_results_dir
     from membench.report import html, plots
     from membench.report.grids import SampleSource, model_grid, pair_grid
+    from membench.store import leaderboard
+    from membench.store.directions import quality_columns
+    from membench.store.records import has_records, iter_records
 
-    results_dir = Path(results_dir)
-    if not (results_dir / "runs").is_dir():
-        raise MembenchError(f"no results in {results_dir} (expected {results_dir / 'runs'}; run `membench run` first)")
+    results_dir = resolve_results_dir(results_dir)
+    if not has_records(results_dir):
+        raise MembenchError(f"no results in {results_dir} (expected {results_dir / 'records'}; run `membench run` first)")
     if not isinstance(top, int) or top <= 0:
         raise MembenchError(f"--top must be a positive integer, got {top!r}")
     out_dir = Path(out_dir) if out_dir else results_dir / "report"
     problems: list[str] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # reported once, below, via `problems`
-        records = iter_results(results_dir, problems)
-        board = leaderboard.build(results_dir)
+        records = list(iter_records(results_dir, problems=problems))
+    board = leaderboard.build(records)
     if not records:
-        raise MembenchError(f"no readable result files in {results_dir / 'runs'}" +
+        raise MembenchError(f"no readable records in {results_dir / 'records'}" +
                             (f" ({len(problems)} corrupt)" if problems else ""))
     pairs: list[dict[str, Any]] = []
     effect = effect_table(records, problems, pairs)
@@ -87,22 +72,22 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path | None
             grids.append((title, pair_grid(p, source, top), ""))
         except MembenchError as exc:
             grids.append((title, None, str(exc)))
-    for path, rec in records:
-        if rec["model"].get("role") == "teacher" and rec.get("status", "ok") == "ok":
-            title = f"{rec['detector']['name']}: {rec['model']['name']} (teacher), n={rec['n_samples']}, seed {rec['seed']}"
+    for rec in records:
+        if rec.kind == "detection" and rec.subject.get("role") == "teacher" and rec.ok:
+            title = f"{rec.test['name']}: {rec.subject['name']} (teacher), n={rec.n}, seed {rec.seed}"
             try:
-                grids.append((title, model_grid(path, rec, source, top), ""))
+                grids.append((title, model_grid(rec, source, top), ""))
             except MembenchError as exc:
                 grids.append((title, None, str(exc)))
 
-    board_view = leaderboard_view(board)
+    board_view = leaderboard.format_table(board)
     effect_view = format_effect(effect) if not effect.empty else pd.DataFrame()
     page = html.render(board_view, effect_view, figures, grids, problems, results_dir=results_dir,
                        created=time.strftime("%Y-%m-%d %H:%M:%S %z"))
     files = {
         "report.html": page,
         "leaderboard.csv": board.to_csv(index=False),
-        "leaderboard.md": ("# membench leaderboard\n\n" + html.DIRECTION_NOTE + "\n\n"
+        "leaderboard.md": ("# membench leaderboard\n\n" + leaderboard.DIRECTION_NOTE + "\n\n"
                            + board_view.to_markdown(index=False) + "\n"),
         "effect.csv": effect.to_csv(index=False),
         "effect.md": ("# Effect of distillation\n\n" + html.EFFECT_NOTE + "\n\n"

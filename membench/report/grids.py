@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from membench.core.errors import MembenchError
+from membench.store.records import Record
 
 
 class SampleSource:
@@ -27,13 +28,13 @@ class SampleSource:
         self._samples: dict[str, Any] = {}
         self._train: dict[str, Any] = {}
 
-    def samples(self, rec: dict[str, Any]) -> Any:
-        """The SampleSet a result was computed on; raises MembenchError with the reason if unavailable."""
+    def samples(self, rec: Record) -> Any:
+        """The SampleSet a record was computed on; raises MembenchError with the reason if unavailable."""
         from membench.models.samples import SampleSet, get_samples
 
-        key = rec.get("sample_key")
-        if not key:
-            raise MembenchError("the result records no sample key")
+        key = rec.samples.get("key")
+        if not key or rec.samples.get("source") != "model":
+            raise MembenchError("the record's images did not come from a registered model; they are not cached")
         if key not in self._samples:
             path = self.cache_dir / "samples" / f"{Path(str(key)).name}.npz"
             if path.is_file():
@@ -41,28 +42,27 @@ class SampleSource:
             elif self.regenerate:
                 from membench.models.specs import resolve_model
 
-                ss = get_samples(resolve_model(rec["model"]["name"]), int(rec["n_samples"]), int(rec["seed"]),
-                                 self.device, self.cache_dir)
+                ss = get_samples(resolve_model(rec.subject["name"]), rec.n, rec.seed, self.device, self.cache_dir)
                 if ss.meta.get("key") != key:
-                    raise MembenchError(f"model {rec['model']['name']!r} changed since this result was computed "
+                    raise MembenchError(f"model {rec.subject['name']!r} changed since this result was computed "
                                         "(its samples have a different content key); rerun it to see images")
             else:
                 raise MembenchError(f"samples {key} are not in the cache {self.cache_dir}")
             self._samples[key] = ss
         return self._samples[key]
 
-    def train(self, rec: dict[str, Any]) -> Any:
+    def train(self, rec: Record) -> Any:
         from membench.data import load_dataset
 
-        spec = rec["model"]["dataset"]
+        spec = rec.data["spec"]
         if spec not in self._train:
             self._train[spec] = load_dataset(spec)
         ds = self._train[spec]
-        if rec.get("train_fingerprint") and ds.fingerprint() != rec["train_fingerprint"]:
+        if rec.data.get("fingerprint") and ds.fingerprint() != rec.data["fingerprint"]:
             raise MembenchError(f"training set {spec} changed since this result was computed")
         return ds
 
-    def images_for(self, rec: dict[str, Any], noise_index: np.ndarray) -> np.ndarray:
+    def images_for(self, rec: Record, noise_index: np.ndarray) -> np.ndarray:
         ss = self.samples(rec)
         pos = {int(k): i for i, k in enumerate(ss.noise_index)}
         missing = [int(k) for k in noise_index if int(k) not in pos]
@@ -100,7 +100,7 @@ def pair_grid(pair: dict[str, Any], source: SampleSource, top: int) -> Grid:
     from membench.report.plots import image_strip
 
     p, srec, trec = pair["paired"], pair["student_record"], pair["teacher_record"]
-    hi = bool(srec["detector"].get("higher_is_memorized", False))
+    hi = bool(srec.test.get("higher_is_memorized", False))
     strength = np.maximum(_strength(p.teacher_scores, hi), _strength(p.student_scores, hi))
     order = np.argsort(-strength, kind="stable")[:top]
     noises = p.noise_index[order]
@@ -120,13 +120,12 @@ def pair_grid(pair: dict[str, Any], source: SampleSource, top: int) -> Grid:
                 rows)
 
 
-def model_grid(path: Path, rec: dict[str, Any], source: SampleSource, top: int) -> Grid:
+def model_grid(rec: Record, source: SampleSource, top: int) -> Grid:
     """The ``top`` most memorized samples of one model beside their nearest training images."""
-    from membench.store.records import read_arrays
     from membench.report.plots import image_strip
 
-    arr = read_arrays(path)
-    hi = bool(rec["detector"].get("higher_is_memorized", False))
+    arr = rec.load_arrays()
+    hi = bool(rec.test.get("higher_is_memorized", False))
     order = np.argsort(-_strength(arr["scores"], hi), kind="stable")[:top]
     noises = arr["noise_index"][order]
     imgs = source.images_for(rec, noises)

@@ -8,8 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-DIRECTION_NOTE = ("↓: lower is better, ↑: higher is better. Memorized fraction: lower is less memorization; "
-                  "intervals are 95% Wilson intervals over samples.")
+from membench.store.leaderboard import DIRECTION_NOTE
 EFFECT_NOTE = (
     "Each student (distilled) or control (the teacher at the student's step count) beside its teacher, "
     "over the same initial noises. Δ = student − teacher memorized fraction with Newcombe's paired 95% interval; "

@@ -58,7 +58,7 @@ def teacher_vs_student(pair: dict[str, Any]) -> bytes:
     distances to the nearest training image (same image or not)."""
     plt = _plt()
     p, row = pair["paired"], pair["row"]
-    det = pair["student_record"]["detector"]
+    det = pair["student_record"].test
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
     both = np.concatenate([p.teacher_scores, p.student_scores])
     finite = both[np.isfinite(both)]

@@ -1,79 +1,157 @@
-"""The leaderboard: a pandas table rebuilt from the result files (never the source of truth)."""
+"""The leaderboard: one table built from the store's records (never a source of truth).
+
+One row per detection record (model x detector x samples); the quality record of the same
+sample set (its content key) adds the quality columns: ``fid_heldout``, ``kid_heldout``,
+``kid_heldout_std``, ``precision_heldout`` (+ ``_ci_low``/``_ci_high``), ``recall_heldout``
+(+ CI), the same with ``_train``, ``quality_n_heldout``/``_train``, ``quality_extractor`` and
+``quality_note``. When a sample set has quality records from several extractors, the
+digits classifier's is shown, else the newest.
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
 
-import pandas as pd
+from membench.store.records import Record
 
-from membench.core.io import atomic_write_text
-from membench.store.records import iter_results
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = [
     "model", "role", "teacher", "method", "sampler", "nfe", "train_data", "detector",
     "n_samples", "seed", "status", "memorized", "ci_low", "ci_high", "n_flagged", "score_median", "note",
     "sample_key",
     "checkpoint",  # content hash of the weights: tells a stale result (older checkpoint) from the current one
-]  # + the quality columns of membench.quality.board.QUALITY_COLUMNS
+]
+REFERENCES = ("heldout", "train")
+QUALITY_COLUMNS = ["quality_extractor"] + [
+    c for ref in REFERENCES for c in (
+        f"fid_{ref}", f"kid_{ref}", f"kid_{ref}_std",
+        f"precision_{ref}", f"precision_{ref}_ci_low", f"precision_{ref}_ci_high",
+        f"recall_{ref}", f"recall_{ref}_ci_low", f"recall_{ref}_ci_high", f"quality_n_{ref}")
+] + ["quality_note"]
+DEFAULT_QUALITY_EXTRACTOR = "digits"
+DIRECTION_NOTE = ("Memorized fraction: lower is less memorization; intervals are 95% Wilson intervals over "
+                  "samples. Quality (digits-classifier features unless `quality_extractor` in the CSV says "
+                  "otherwise): *held-out* columns compare the samples with the held-out images (the fair "
+                  "reference); *train* compares them with the training images, which rewards memorization. "
+                  "↓: lower is better, ↑: higher is better.")
 
 
-def build(results_dir: str | Path, extra_records: list[dict] | None = None,
-          extra_quality: list[dict] | None = None) -> pd.DataFrame:
-    """One row per result file, plus ``extra_records`` (unavailable pairs of this run, not stored).
+def detection_row(rec: Record) -> dict[str, Any]:
+    """The leaderboard row of one detection record (ok or unavailable)."""
+    nan = float("nan")
+    m, mem = rec.subject, rec.metrics.get("memorized")
+    lo, hi = mem.interval if mem is not None and mem.interval else (nan, nan)
+    return {
+        "model": m["name"], "role": m.get("role", ""), "teacher": m.get("teacher") or "",
+        "method": m.get("method") or "", "sampler": m.get("sampler", ""), "nfe": m.get("nfe"),
+        "train_data": rec.data.get("spec", m.get("dataset", "")), "detector": rec.test["name"],
+        "n_samples": rec.n, "seed": rec.seed, "status": rec.status,
+        "memorized": mem.value if mem is not None else nan, "ci_low": lo, "ci_high": hi,
+        "n_flagged": rec.stats.get("n_flagged", -1), "score_median": rec.value("score_median"),
+        # unavailable: the reason; ok: what the detector converted (e.g. gray -> RGB for an embedder)
+        "note": rec.reason or rec.info.get("note", ""),
+        "sample_key": rec.samples.get("key"), "checkpoint": m.get("checkpoint_hash") or "",
+    }
 
-    Quality columns (``fid_heldout``, ...) are joined by sample set; ``extra_quality`` holds
-    this run's unavailable quality records (not stored).
-    """
-    from membench.quality.board import merge as merge_quality
 
-    rows = []
-    records = [rec for _, rec in iter_results(Path(results_dir))] + list(extra_records or [])
+def quality_columns_of(rec: Record) -> dict[str, Any]:
+    """The flat quality columns of one quality record (ok or unavailable)."""
+    extractor = rec.test.get("extractor", {}).get("name", "")
+    if not rec.ok:
+        return {"quality_extractor": extractor, "quality_note": f"unavailable: {rec.reason}"}
+    out: dict[str, Any] = {"quality_extractor": extractor}
+    for name, metric in rec.metrics.items():
+        out[name] = metric.value
+        if metric.interval is not None:
+            out[f"{name}_ci_low"], out[f"{name}_ci_high"] = metric.interval
+    out.update({k: v for k, v in rec.stats.items() if k in QUALITY_COLUMNS})
+    return out
+
+
+def _pick(records: list[Record]) -> Record:
+    """The default extractor's record when there is one, else the newest."""
+    newest_first = sorted(records, key=lambda r: r.created, reverse=True)
+    return sorted(newest_first, key=lambda r: r.test.get("extractor", {}).get("name") != DEFAULT_QUALITY_EXTRACTOR)[0]
+
+
+def build(records: Iterable[Record]) -> "pd.DataFrame":
+    """The leaderboard of ``records``: detection rows with their sample set's quality beside them."""
+    import pandas as pd
+
+    records = list(records)
+    by_samples: dict[str, list[Record]] = {}
     for rec in records:
-        m, d = rec["model"], rec["detector"]
-        nan = float("nan")
-        agg = rec.get("aggregate") or {"fraction": nan, "ci_low": nan, "ci_high": nan, "n_flagged": -1,
-                                        "score_median": nan}
-        rows.append({
-            "model": m["name"], "role": m["role"], "teacher": m.get("teacher") or "",
-            "method": m.get("method") or "", "sampler": m["sampler"], "nfe": m.get("nfe"),
-            "train_data": m["dataset"], "detector": d["name"], "n_samples": rec["n_samples"],
-            "seed": rec["seed"], "memorized": agg["fraction"], "ci_low": agg["ci_low"],
-            "ci_high": agg["ci_high"], "n_flagged": agg["n_flagged"], "score_median": agg["score_median"],
-            "status": rec.get("status", "ok"),
-            # unavailable: the reason; ok: what the detector converted (e.g. gray -> RGB for an embedder)
-            "note": rec.get("reason") or (rec.get("info") or {}).get("note", ""),
-            "sample_key": rec.get("sample_key"),
-            "checkpoint": m.get("checkpoint_hash") or "",
-        })
-    df = merge_quality(pd.DataFrame(rows, columns=COLUMNS), results_dir, extra_quality)
+        if rec.kind == "quality":
+            by_samples.setdefault(rec.samples.get("key"), []).append(rec)
+    quality = {key: quality_columns_of(_pick([r for r in recs if r.ok] or recs)) for key, recs in by_samples.items()}
+    rows = [{**detection_row(r), **quality.get(r.samples.get("key"), {})} for r in records if r.kind == "detection"]
+    df = pd.DataFrame(rows, columns=COLUMNS + QUALITY_COLUMNS)
+    for c in ("quality_extractor", "quality_note"):
+        df[c] = df[c].astype(object).where(df[c].notna(), "")
+    for c in QUALITY_COLUMNS:
+        if c not in ("quality_extractor", "quality_note"):
+            df[c] = pd.to_numeric(df[c], errors="coerce")
     return df.sort_values(["detector", "role", "model", "n_samples", "seed"], ascending=[True, False, True, True, True],
                           ignore_index=True)
 
 
-def format_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable view: memorized fraction with its 95% Wilson interval."""
+def from_store(results_dir: str | Path, extra: Iterable[Record] = (), problems: list[str] | None = None
+               ) -> "pd.DataFrame":
+    """The leaderboard of every stored record, plus ``extra`` (this run's unavailable ones)."""
+    from membench.store.records import iter_records
+
+    return build([*iter_records(results_dir, problems=problems), *extra])
+
+
+def rebuild(results_dir: str | Path, extra: Iterable[Record] = ()) -> "pd.DataFrame":
+    """Rebuild ``leaderboard.csv``/``.md`` under ``results_dir`` from the store (under a lock, so
+    concurrent runs' last rebuild sees every record) and return the table."""
+    from membench.core.locks import file_lock
+    from membench.store.records import lock_path
+
+    with file_lock(lock_path(results_dir, "leaderboard")):
+        board = from_store(results_dir, extra)
+        write(board, results_dir)
+    return board
+
+
+def _ci(v: float, lo: float, hi: float) -> str:
+    import pandas as pd
+
+    return "" if pd.isna(v) else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def format_table(df: "pd.DataFrame") -> "pd.DataFrame":
+    """The human-readable view: every interval beside its value, direction arrows in the headers."""
+    import pandas as pd
+
     out = df[["model", "role", "teacher", "method", "sampler", "nfe", "train_data", "detector", "n_samples"]].copy()
-    out["memorized (95% CI)"] = [
-        f"{f:.3f} [{lo:.3f}, {hi:.3f}]" if st == "ok" else f"unavailable: {note}"
-        for f, lo, hi, st, note in zip(df["memorized"], df["ci_low"], df["ci_high"], df["status"], df["note"])
-    ]
+    out["memorized ↓ (95% CI)"] = [
+        _ci(f, lo, hi) if st == "ok" else f"unavailable: {note}"
+        for f, lo, hi, st, note in zip(df["memorized"], df["ci_low"], df["ci_high"], df["status"], df["note"])]
     out["median score"] = df["score_median"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
     out["note"] = [n if st == "ok" and isinstance(n, str) else "" for st, n in zip(df["status"], df["note"])]
-    from membench.quality.board import display_columns
-
-    for name, values in display_columns(df).items():  # quality beside memorization
-        out[name] = values
+    if "fid_heldout" in df.columns:
+        num = lambda v: "" if pd.isna(v) else format(v, ".3g")  # noqa: E731
+        out["FID held-out ↓"] = df["fid_heldout"].map(num)
+        out["KID held-out ↓"] = df["kid_heldout"].map(num)
+        for col in ("precision_heldout", "recall_heldout"):
+            out[f"{col.replace('_', ' ').replace('heldout', 'held-out')} ↑ (95% CI)"] = [
+                _ci(*t) for t in zip(df[col], df[f"{col}_ci_low"], df[f"{col}_ci_high"])]
+        out["FID train ↓"] = df["fid_train"].map(num)
+    if df["quality_note"].astype(bool).any():
+        out["quality note"] = list(df["quality_note"])
     return out
 
 
-def write(df: pd.DataFrame, results_dir: str | Path) -> tuple[Path, Path]:
+def write(df: "pd.DataFrame", results_dir: str | Path) -> tuple[Path, Path]:
+    from membench.core.io import atomic_write_text
+
     results_dir = Path(results_dir)
     csv_path, md_path = results_dir / "leaderboard.csv", results_dir / "leaderboard.md"
     atomic_write_text(csv_path, df.to_csv(index=False))
-    md = ("# membench leaderboard\n\nMemorized fraction: lower is less memorization. "
-          "Intervals are 95% Wilson intervals over samples.\n\n"
-          "Quality (digits-classifier features unless `quality_extractor` in the CSV says otherwise): "
-          "*held-out* columns compare the samples with the held-out images (the fair reference); "
-          "*train* compares them with the training images, which rewards memorization.\n\n"
-          + format_table(df).to_markdown(index=False) + "\n")
-    atomic_write_text(md_path, md)
+    atomic_write_text(md_path, "# membench leaderboard\n\n" + DIRECTION_NOTE + "\n\n"
+                      + format_table(df).to_markdown(index=False) + "\n")
     return csv_path, md_path

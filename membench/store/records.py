@@ -1,8 +1,15 @@
-"""One result file per (model, detector, configuration), HELM-style.
+"""The one result store: one record per measurement, HELM-style, neutral about the metric.
 
-``<results>/runs/<model>/<detector>-<key>.json`` holds provenance and aggregates and is
-written last, so its presence marks a completed run; the per-sample arrays sit beside it
-in ``.npz``. The leaderboard is always rebuilt from these files.
+A record says what was measured (the images and their provenance, the reference data,
+the test — a detector, a quality extractor, a validation task, a study point — and its
+configuration and seed), then one or more metrics, each with its value, interval, what the
+interval runs over (samples, seeds, bootstrap resamples) and its direction; a reference to
+its null or control where there is one; and the per-sample arrays beside it (``.npz``).
+
+Layout: ``<results>/records/<kind>/<subject>/<test>-<key>.json`` (+ ``.npz``). The JSON is
+written last, so its presence marks a completed measurement; every file is written
+atomically. The leaderboard, the effect table, the report and ``check`` are built from
+these records only.
 """
 from __future__ import annotations
 
@@ -10,21 +17,18 @@ import hashlib
 import json
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-import numpy as np
-
-from membench.core.io import atomic_save_npz, atomic_write_json
 from membench.core.errors import MembenchError
 
-SCHEMA = 1
-REQUIRED = ("model", "detector", "n_samples", "seed")  # what every reader (leaderboard, report) relies on
-REQUIRED_MODEL = ("name", "role", "sampler", "dataset")
+SCHEMA = 2
+KINDS = ("detection", "quality", "validation", "study")
 
 
-def result_key(parts: dict[str, Any]) -> str:
+def content_key(parts: Any) -> str:
+    """A short, stable hash of JSON-able ``parts`` (configurations, provenance)."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -33,68 +37,190 @@ def _safe(name: str) -> str:
 
 
 @dataclass
-class ResultPaths:
-    json: Path
-    arrays: Path
+class Metric:
+    """One number with its uncertainty and direction.
+
+    ``over`` names what the interval runs over ("samples", "seeds", "images",
+    "bootstrap"); exactly one of the directions is set: ``higher_is_memorized`` for a
+    memorization metric, ``higher_is_better`` for a quality or separation metric.
+    """
+
+    value: float
+    interval: tuple[float, float] | None = None
+    interval_method: str = ""
+    over: str = ""
+    higher_is_memorized: bool | None = None
+    higher_is_better: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["interval"] = list(self.interval) if self.interval is not None else None
+        return {k: v for k, v in d.items() if v is not None and v != ""}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Metric":
+        iv = d.get("interval")
+        return cls(value=float(d["value"]), interval=(float(iv[0]), float(iv[1])) if iv else None,
+                   interval_method=d.get("interval_method", ""), over=d.get("over", ""),
+                   higher_is_memorized=d.get("higher_is_memorized"), higher_is_better=d.get("higher_is_better"))
 
 
-def result_paths(results_dir: Path, model: str, detector: str, key: str) -> ResultPaths:
-    folder, stem = Path(results_dir) / "runs" / _safe(model), f"{_safe(detector)}-{key}"
-    # Not with_suffix(): a stem like "l2ratio_threshold=0.25-<key>" has a "." of its own.
-    return ResultPaths(folder / f"{stem}.json", folder / f"{stem}.npz")
+@dataclass
+class Record:
+    """One measurement. ``arrays`` (per-sample) travel with it in memory and are stored beside it."""
+
+    kind: str
+    subject: dict[str, Any]  # what made the images: {"name", "role", ...model fields} or {"name", "role": "samples"}
+    samples: dict[str, Any]  # {"key", "n", "seed", "source"}
+    data: dict[str, Any]  # the reference data: {"spec", "fingerprint"}
+    test: dict[str, Any]  # {"name", "base", "config", ...}: the detector, extractor, task or study
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)  # other scalars (counts, medians, settings)
+    null: dict[str, Any] | None = None  # its null or control, where there is one
+    status: str = "ok"  # ok | unavailable (unavailable records are reported, never stored)
+    reason: str = ""
+    info: dict[str, Any] = field(default_factory=dict)  # how it was computed (preprocessing, weights, timing)
+    created: str = ""
+    membench: str = ""
+    arrays: dict[str, Any] = field(default_factory=dict, repr=False)
+    path: Path | None = field(default=None, repr=False, compare=False)
+
+    # ---------------------------------------------------------------- accessors
+    @property
+    def seed(self) -> int:
+        return int(self.samples.get("seed", 0))
+
+    @property
+    def n(self) -> int:
+        return int(self.samples.get("n", 0))
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def value(self, metric: str, default: float = float("nan")) -> float:
+        m = self.metrics.get(metric)
+        return m.value if m is not None else default
+
+    def key(self) -> str:
+        """What identifies the measurement (not its outcome): the file name's key."""
+        return content_key([self.kind, self.subject.get("name"), self.subject.get("checkpoint_hash"),
+                            self.samples, self.data.get("fingerprint"), self.test])
+
+    # ---------------------------------------------------------------- (de)serialization
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "kind": self.kind, "subject": self.subject, "samples": self.samples,
+                "data": self.data, "test": self.test,
+                "metrics": {k: m.to_json() for k, m in self.metrics.items()}, "stats": self.stats,
+                "null": self.null, "status": self.status, "reason": self.reason, "info": self.info,
+                "created": self.created, "membench": self.membench}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], path: Path | None = None) -> "Record":
+        where = path or "record"
+        if not isinstance(d, dict):
+            raise MembenchError(f"{where}: corrupt record (not a JSON object)")
+        if d.get("schema") != SCHEMA:
+            raise MembenchError(f"{where}: record schema {d.get('schema')!r} is not {SCHEMA} "
+                                "(written by another membench version; rerun to recompute)")
+        missing = [k for k in ("subject", "samples", "data", "test", "metrics") if not isinstance(d.get(k), dict)]
+        if not missing and "name" not in d["subject"]:
+            missing.append("subject.name")
+        if not missing and "name" not in d["test"]:
+            missing.append("test.name")
+        if missing:
+            raise MembenchError(f"{where}: corrupt record (missing {', '.join(missing)})")
+        if d["kind"] not in KINDS:
+            raise MembenchError(f"{where}: corrupt record (unknown kind {d['kind']!r})")
+        try:
+            metrics = {k: Metric.from_json(v) for k, v in d["metrics"].items()}
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise MembenchError(f"{where}: corrupt record (bad metric: {exc})") from None
+        return cls(kind=d["kind"], subject=d["subject"], samples=d["samples"], data=d["data"], test=d["test"],
+                   metrics=metrics, stats=d.get("stats") or {}, null=d.get("null"), status=d.get("status", "ok"),
+                   reason=d.get("reason", ""), info=d.get("info") or {}, created=d.get("created", ""),
+                   membench=d.get("membench", ""), path=path)
+
+    def load_arrays(self) -> dict[str, Any]:
+        """The per-sample arrays (from memory, or read from beside the stored record)."""
+        if self.arrays:
+            return self.arrays
+        if self.path is None:
+            return {}
+        import numpy as np
+
+        npz = self.path.with_name(self.path.name.removesuffix(".json") + ".npz")
+        try:
+            with np.load(npz, allow_pickle=False) as z:
+                self.arrays = {k: z[k] for k in z.files}
+        except Exception as exc:  # missing, truncated or pickled arrays: one line, the caller skips it
+            raise MembenchError(f"{npz}: unreadable record arrays ({type(exc).__name__}: {exc})") from None
+        return self.arrays
 
 
-def lock_path(results_dir: Path, target: str | Path) -> Path:
-    """The lock file guarding one result (or ``"leaderboard"``), under ``<results>/.locks``."""
+# ------------------------------------------------------------------ the store
+
+
+def record_path(results_dir: str | Path, rec: Record) -> Path:
+    """Where ``rec`` is (or would be) stored."""
+    return (Path(results_dir) / "records" / rec.kind / _safe(str(rec.subject["name"]))
+            / f"{_safe(str(rec.test['name']))}-{rec.key()}.json")
+
+
+def lock_path(results_dir: str | Path, target: str | Path) -> Path:
+    """The lock file guarding one record (or a name such as ``"leaderboard"``), under ``<results>/.locks``."""
     target = Path(target)
     try:
-        rel = target.relative_to(Path(results_dir) / "runs")
+        rel = target.relative_to(Path(results_dir) / "records")
     except ValueError:
         rel = Path(target.name)
     return Path(results_dir) / ".locks" / rel.parent / f"{rel.name.removesuffix('.json')}.lock"
 
 
-def write_result(paths: ResultPaths, record: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    atomic_save_npz(paths.arrays, **arrays)
-    atomic_write_json(paths.json, {**record, "schema": SCHEMA, "arrays": paths.arrays.name})
+def is_stored(results_dir: str | Path, rec: Record) -> bool:
+    return record_path(results_dir, rec).is_file()
 
 
-def read_result(path: Path) -> dict[str, Any]:
+def write_record(results_dir: str | Path, rec: Record) -> Path:
+    """Store ``rec`` (arrays first, then the JSON that marks it complete). Unavailable records are refused."""
+    from membench.core.io import atomic_save_npz, atomic_write_json
+
+    if not rec.ok:
+        raise ValueError("unavailable records are reported, not stored")
+    path = record_path(results_dir, rec)
+    body = rec.to_json()
+    if rec.arrays:
+        npz = path.with_name(path.name.removesuffix(".json") + ".npz")
+        atomic_save_npz(npz, **rec.arrays)
+        body["arrays"] = npz.name
+    atomic_write_json(path, body)
+    rec.path = path
+    return path
+
+
+def read_record(path: str | Path) -> Record:
+    path = Path(path)
     try:
-        rec = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MembenchError(f"{path}: corrupt result file ({exc})") from None
-    if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
-        raise MembenchError(f"{path}: result schema {rec.get('schema') if isinstance(rec, dict) else '?'} is not {SCHEMA}")
-    missing = [k for k in REQUIRED if k not in rec]
-    missing += [f"model.{k}" for k in REQUIRED_MODEL if not isinstance(rec.get("model"), dict) or k not in rec["model"]]
-    missing += [f"detector.{k}" for k in ("name",) if not isinstance(rec.get("detector"), dict) or k not in rec["detector"]]
-    if rec.get("status", "ok") == "ok" and not isinstance(rec.get("aggregate"), dict):
-        missing.append("aggregate")
-    if missing:
-        raise MembenchError(f"{path}: corrupt result file (missing {', '.join(missing)})")
-    return rec
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MembenchError(f"{path}: corrupt record ({exc})") from None
+    return Record.from_json(data, path)
 
 
-def read_arrays(json_path: Path) -> dict[str, np.ndarray]:
-    rec = read_result(json_path)
-    path = Path(json_path).parent / Path(str(rec.get("arrays", ""))).name  # never outside the result's folder
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except Exception as exc:  # missing, truncated or pickled arrays: one line, the caller skips the pair
-        raise MembenchError(f"{path}: unreadable result arrays ({type(exc).__name__}: {exc})") from None
-
-
-def iter_results(results_dir: Path, problems: list[str] | None = None) -> list[tuple[Path, dict[str, Any]]]:
-    """All readable result records; corrupt ones are reported (warning, and appended to
-    ``problems`` when given) and skipped."""
-    out = []
-    for path in sorted((Path(results_dir) / "runs").glob("*/*.json")):
+def iter_records(results_dir: str | Path, kind: str | None = None,
+                 problems: list[str] | None = None) -> Iterator[Record]:
+    """Every readable record (of ``kind``); corrupt ones are reported (a warning, and appended
+    to ``problems`` when given) and skipped."""
+    root = Path(results_dir) / "records"
+    pattern = f"{kind}/*/*.json" if kind else "*/*/*.json"
+    for path in sorted(root.glob(pattern)):
         try:
-            out.append((path, read_result(path)))
+            yield read_record(path)
         except MembenchError as exc:
             if problems is not None:
                 problems.append(str(exc))
             warnings.warn(f"skipping {exc}", stacklevel=2)
-    return out
+
+
+def has_records(results_dir: str | Path) -> bool:
+    return (Path(results_dir) / "records").is_dir()

@@ -70,14 +70,13 @@ class DistillLengthStudy(Study):
             raise MembenchError(f"distill-length: {spec.checkpoint} is a consistency model, not an EDM teacher")
         data = load_dataset(spec.dataset)
         shape = data.shape
-        ev = Evaluator(data, self.detectors, ctx.device, self.quality)
+        ev = Evaluator(data, self.detectors, ctx.device, self.quality, store=out, study=self.registry_name)
         lengths = tuple(sorted({int(x) for x in self.lengths}))
 
         note(f"sampling teacher {spec.name} ({spec.sampler})")
         t_images = sample(teacher, spec.sampler, self.n_samples, self.seed, shape, ctx.device)
-        rows, t_outs = image_rows(ev, {"model": "teacher", "length": np.nan, "steps": np.nan, "nfe": _nfe(spec.sampler),
-                                       "sampler": spec.sampler}, t_images)
-        ref = (t_outs, t_images)
+        rows, ref = image_rows(ev, {"model": "teacher", "length": np.nan, "steps": np.nan, "nfe": _nfe(spec.sampler),
+                                    "sampler": spec.sampler}, t_images)
         examples = {"teacher": t_images}
         for s in self.sample_steps:
             sampler = nfe_control(s)

@@ -10,7 +10,7 @@ import numpy as np
 from membench.data import Dataset
 from membench.core.errors import MembenchError
 from membench.core.specs import format_spec, parse_spec
-from membench.studies.measure import Evaluator, memorization_columns, paired_columns
+from membench.studies.measure import Evaluator, Reference, memorization_columns, paired_columns, subject_of
 
 # UNet presets for the studies' teachers ("tiny" keeps tests and smoke runs in seconds).
 UNET_PRESETS: dict[str, dict[str, Any]] = {
@@ -35,19 +35,21 @@ def sample(model: Any, sampler_spec: str, n: int, seed: int, shape: tuple[int, i
     return images
 
 
-def image_rows(ev: Evaluator, labels: dict[str, Any], images: np.ndarray,
-               reference: tuple[dict[str, Any], np.ndarray] | None = None, seed: int = 0) -> tuple[list[dict], dict]:
-    """One row per detector for ``images``; with ``reference`` = (its detector outputs, its
-    images), paired columns against it (the teacher, same noises). Returns (rows, outputs)."""
-    outs = ev.detect(images)
-    quality = ev.quality_of(images)
+def image_rows(ev: Evaluator, labels: dict[str, Any], images: np.ndarray, reference: Reference | None = None,
+               seed: int = 0) -> tuple[list[dict], Reference]:
+    """One row per detector for ``images`` (measured through the one path); with ``reference``
+    (the teacher's measured set, same noises), paired columns against it. Returns the rows and
+    this set as a reference for later ones."""
+    detections, quality_rec = ev.measure(images, labels, seed, reference)
+    quality = ev.quality_columns(images, quality_rec)
     rows = []
-    for det, out in outs.items():
-        row = {**labels, **memorization_columns(det, out), **quality}
-        if reference is not None and det in reference[0]:
-            row.update(paired_columns(out, reference[0][det], images, reference[1], seed))
+    for det, rec in detections.items():
+        row = {**labels, **memorization_columns(rec), **quality}
+        if reference is not None and det in reference.records:
+            row.update(paired_columns(rec, reference.records[det], images, reference.images))
         rows.append(row)
-    return rows, outs
+    name = subject_of(ev.study, labels, reference)["name"]
+    return rows, Reference(name, detections, images)
 
 
 def train_with_snapshots(dataset: str, steps: int, snapshot_at: set[int], device: str, progress: bool,
@@ -129,8 +131,7 @@ def teacher_and_student(ev: Evaluator, teacher: Any, data: Dataset, labels: dict
     """Rows for one teacher (Heun), its NFE-matched controls and (``distil``) its distilled student."""
     shape = data.shape
     t_images = sample(teacher, teacher_sampler, n, seed, shape, device)
-    rows, t_outs = image_rows(ev, {**labels, "model": "teacher", "steps": np.nan, "sampler": teacher_sampler}, t_images)
-    ref = (t_outs, t_images)
+    rows, ref = image_rows(ev, {**labels, "model": "teacher", "steps": np.nan, "sampler": teacher_sampler}, t_images)
     for s in student_steps:
         sampler = nfe_control(s)
         r, _ = image_rows(ev, {**labels, "model": "control", "steps": int(s), "sampler": sampler},

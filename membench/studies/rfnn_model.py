@@ -311,18 +311,17 @@ def population_loss(rf: RandomFeatures, A: np.ndarray, k: int, X: np.ndarray, dr
 
 
 def memorization(samples: np.ndarray, X: np.ndarray, threshold: float = 1 / 3) -> dict[str, Any]:
-    """L2-ratio memorization of points (membench's l2ratio detector on (N, 1, 1, d) 'images')."""
+    """L2-ratio memorization of points: membench's one measurement path on (N, 1, 1, d) 'images'."""
     from membench.data import Dataset
     from membench.detectors.base import DetectorContext
     from membench.detectors.l2ratio import L2Ratio
-    from membench.core.stats import wilson_interval
+    from membench.measure import ImageSet, measure
 
     if not np.isfinite(samples).all():
         raise MembenchError("rfnn: the sampler produced NaN or infinite points")
     ds = Dataset(spec="rfnn-train", images=X.reshape(len(X), 1, 1, -1).astype(np.float32))
-    out = L2Ratio(threshold=threshold).detect(samples.reshape(len(samples), 1, 1, -1).astype(np.float32), ds,
-                                              DetectorContext())
-    k = int(out.flags.sum())
-    lo, hi = wilson_interval(k, len(samples))
-    return {"memorized": k / len(samples), "ci_low": lo, "ci_high": hi, "n": len(samples),
-            "ratio_median": float(np.median(out.scores)), "nearest": out.nearest, "flags": out.flags}
+    iset = ImageSet.of_images(samples.reshape(len(samples), 1, 1, -1).astype(np.float32), {"name": "rfnn"}, ds)
+    rec = measure([iset], [L2Ratio(threshold=threshold)], DetectorContext()).records[0]
+    mem = rec.metrics["memorized"]
+    return {"memorized": mem.value, "ci_low": mem.interval[0], "ci_high": mem.interval[1], "n": rec.n,
+            "ratio_median": rec.value("score_median"), "nearest": rec.arrays["nearest"], "flags": rec.arrays["flags"]}

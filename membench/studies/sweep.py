@@ -68,7 +68,7 @@ class SweepStudy(Study):
         for size in sorted(int(s) for s in self.sizes):
             part = self._load_part(out, size)
             if part is None:
-                part = self._run_size(size, ctx, note)
+                part = self._run_size(size, ctx, note, out)
                 atomic_write_json(self._part_path(out, size), part)
             else:
                 note(f"size {size}: done in an earlier run ({self._part_path(out, size)}), reused")
@@ -84,11 +84,11 @@ class SweepStudy(Study):
                                                "quality_note": quality_note, "sizes_reused": reused})
         return {"sweep": table}
 
-    def _run_size(self, size: int, ctx: StudyContext, note: Callable[[str], None]) -> dict[str, Any]:
+    def _run_size(self, size: int, ctx: StudyContext, note: Callable[[str], None], out: Path) -> dict[str, Any]:
         from membench.data import load_dataset
 
         data = load_dataset(f"digits:n={size},seed={self.data_seed}")
-        ev = Evaluator(data, self.detectors, ctx.device, self.quality)
+        ev = Evaluator(data, self.detectors, ctx.device, self.quality, store=out, study=self.registry_name)
         note(f"size {size}: training a teacher for {self.steps} steps")
         snaps, record = train_with_snapshots(data.spec, self.steps, set(), ctx.device, ctx.progress,
                                              batch_size=self.batch_size, lr=self.lr, ema=self.ema, seed=self.seed,

@@ -55,7 +55,7 @@ class TrainingTimeStudy(Study):
         started = time.time()
         note = progress_note(ctx.progress)
         data = load_dataset(self.dataset)
-        ev = Evaluator(data, self.detectors, ctx.device, self.quality)
+        ev = Evaluator(data, self.detectors, ctx.device, self.quality, store=out, study=self.registry_name)
         note(f"training a teacher on {data.spec} for {self.steps} steps")
         snaps, record = train_with_snapshots(data.spec, self.steps, {int(c) for c in self.checkpoints}, ctx.device,
                                              ctx.progress, batch_size=self.batch_size, lr=self.lr, ema=self.ema,

@@ -9,17 +9,21 @@ from membench.core.errors import MembenchError
 
 def evaluate_l2ratio(model: Any, dataset: str, sampler_spec: str, n: int = 1000, seed: int = 0,
                      device: str = "cpu") -> dict[str, Any]:
-    """Memorized fraction of a freshly trained model, for its model card."""
+    """Memorized fraction of a freshly trained model, for its model card (the one measurement path)."""
     from membench.data import load_dataset
     from membench.detectors.base import DetectorContext, make_detector
-    from membench.api import aggregate
-    from membench.models.specs import make_sampler
+    from membench.measure import ImageSet, measure
     from membench.models.samples import generate
+    from membench.models.specs import make_sampler
 
     ds = load_dataset(dataset)
-    images, _ = generate(model, make_sampler(sampler_spec), n, seed, ds.shape, device)
-    out = make_detector("l2ratio").detect(images, ds, DetectorContext(device=device))
-    return {**aggregate(out), "n": n, "seed": seed, "sampler": sampler_spec}
+    images, index = generate(model, make_sampler(sampler_spec), n, seed, ds.shape, device)
+    iset = ImageSet.of_images(images, {"name": "model-card", "role": "teacher", "sampler": sampler_spec}, ds,
+                              seed=seed, noise_index=index)
+    rec = measure([iset], [make_detector("l2ratio")], DetectorContext(device=device)).records[0]
+    mem = rec.metrics["memorized"]
+    return {"fraction": mem.value, "ci_low": mem.interval[0], "ci_high": mem.interval[1],
+            "n_flagged": rec.stats["n_flagged"], "n": n, "seed": seed, "sampler": sampler_spec}
 
 
 def train_from_registry(name: str, out: str | None = None, force: bool = False, device: str = "auto",
