@@ -1,0 +1,46 @@
+"""The defaults' numbers did not move in the redesign of issue 11.
+
+``membench run --model all --detector all`` on the committed models (64 samples, seed 0)
+must give the per-sample arrays and leaderboard values recorded with the code before the
+move (commit 1112d8a; see scripts/record_reference_numbers.py for the command).
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import membench
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.slow
+def test_run_all_reproduces_the_numbers_recorded_before_the_redesign(tmp_path):
+    ref = json.loads((DATA / "reference_n64.json").read_text())
+    with np.load(DATA / "reference_n64.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    board = membench.run(models="all", detectors="all", n_samples=ref["n_samples"], seed=ref["seed"], device="cpu",
+                         results_dir=tmp_path / "res", cache_dir=tmp_path / "cache")
+    ok = board[board["status"] == "ok"]
+    got = {f"{r.model}|{r.detector}": r for r in ok.itertuples()}
+    assert set(got) == set(ref["rows"])  # same pairs ran (sscd and clip: no weights offline, then and now)
+    for key, want in ref["rows"].items():
+        row = got[key]
+        for col, value in want.items():
+            if value is None:
+                assert np.isnan(getattr(row, col)), (key, col)
+            elif col in ("memorized", "n_flagged", "ci_low", "ci_high"):
+                assert getattr(row, col) == value, (key, col)
+            else:
+                assert getattr(row, col) == pytest.approx(value, rel=1e-5, abs=1e-7), (key, col)
+    from membench.store.records import iter_records
+
+    stored = {f"{r.subject['name']}|{r.test['name']}": r.load_arrays() for r in iter_records(tmp_path / "res", "detection")}
+    for key, value in arrays.items():
+        model, det, field = key.split("|")
+        mine = stored[f"{model}|{det}"][field]
+        if field == "scores":
+            np.testing.assert_allclose(mine, value, rtol=1e-5, atol=1e-7, err_msg=key)
+        else:
+            np.testing.assert_array_equal(mine, value, err_msg=key)
