@@ -22,6 +22,7 @@ from membench.core.locks import claim_each, file_lock
 from membench.store.records import lock_path, result_key, result_paths, write_result
 from membench.models.samples import SampleSet, get_samples, resolve_device
 from membench.core.stats import wilson_interval
+from membench.core.workspace import resolve_results
 
 
 def _expand(items: str | Sequence[str], all_names: list[str]) -> list[str]:
@@ -64,7 +65,7 @@ def run_detector(det: Detector, samples: SampleSet, train: Dataset, ctx: Detecto
 
 
 def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] = "l2ratio", n_samples: int = 1000,
-        seed: int = 0, device: str = "auto", results_dir: str | Path = "results", cache_dir: str | Path | None = None,
+        seed: int = 0, device: str = "auto", results_dir: str | Path | None = None, cache_dir: str | Path | None = None,
         progress: bool = False, force: bool = False, quality: bool = True,
         quality_extractor: str = "digits") -> pd.DataFrame:
     """Evaluate every (model, detector) pair; returns this run's rows of the leaderboard.
@@ -86,7 +87,7 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     quality_unavailable: list[dict[str, Any]] = []
     device = resolve_device(device)
     ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
-    results_dir = Path(results_dir)
+    results_dir = resolve_results(results_dir)  # None: <workspace>/results
     done: list[tuple[str, str]] = []
     jobs: list[tuple[ModelSpec, Dataset, Detector, dict[str, Any], Any]] = []
     for spec in specs:

@@ -30,6 +30,7 @@ import pandas as pd
 from membench.data import Dataset, load_dataset
 from membench.detectors.base import DetectorContext, make_detector
 from membench.core.errors import MembenchError, UnavailableError
+from membench.core.workspace import resolve_results
 
 TASKS = ("copies-noise", "copies-shift", "generated")
 COLUMNS = ["model", "train_data", "detector", "task", "seed", "n_pos", "n_neg", "status", "auc", "auc_ci_low",
@@ -101,7 +102,7 @@ def separation(scores: np.ndarray, flags: np.ndarray, labels: np.ndarray, higher
 
 def validate(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] = "all",
              tasks: str | Sequence[str] = TASKS, n_samples: int = 1000, seed: int = 0, noise: float = 0.1,
-             device: str = "auto", results_dir: str | Path = "results", cache_dir: str | Path | None = None,
+             device: str = "auto", results_dir: str | Path | None = None, cache_dir: str | Path | None = None,
              progress: bool = False) -> pd.DataFrame:
     """Score every (model, detector, task); returns this call's rows (also merged into validation.csv/.md)."""
     from membench.api import _expand
@@ -166,11 +167,11 @@ def format_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write(rows: pd.DataFrame, results_dir: str | Path) -> tuple[Path, Path]:
+def write(rows: pd.DataFrame, results_dir: str | Path | None) -> tuple[Path, Path]:
     """Merge ``rows`` into validation.csv (replacing rows with the same key) and rewrite the Markdown view."""
     from membench.core.io import atomic_write_text
 
-    results_dir = Path(results_dir)
+    results_dir = resolve_results(results_dir)  # None: <workspace>/results
     csv_path, md_path = results_dir / "validation.csv", results_dir / "validation.md"
     old = pd.DataFrame(columns=COLUMNS)
     if csv_path.is_file():

@@ -16,6 +16,7 @@ import pandas as pd
 
 from membench.core.io import atomic_write_text
 from membench.core.errors import MembenchError
+from membench.core.workspace import resolve_results
 
 
 @dataclass
@@ -43,7 +44,7 @@ def leaderboard_view(board: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
-def build_report(results_dir: str | Path = "results", out_dir: str | Path | None = None,
+def build_report(results_dir: str | Path | None = None, out_dir: str | Path | None = None,
                  cache_dir: str | Path | None = None, device: str = "cpu", top: int = 8,
                  regenerate: bool = True) -> Report:
     """Write ``report.html``, ``leaderboard.csv/.md`` and ``effect.csv/.md`` into ``out_dir``
@@ -55,7 +56,7 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path | None
     from membench.report import html, plots
     from membench.report.grids import SampleSource, model_grid, pair_grid
 
-    results_dir = Path(results_dir)
+    results_dir = resolve_results(results_dir)  # None: <workspace>/results
     if not (results_dir / "runs").is_dir():
         raise MembenchError(f"no results in {results_dir} (expected {results_dir / 'runs'}; run `membench run` first)")
     if not isinstance(top, int) or top <= 0:
