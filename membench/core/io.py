@@ -91,6 +91,19 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
+def _apply_umask(root: Path) -> None:
+    """Give a finished folder's tree the modes of a plain mkdir/open: mkdtemp made it 0700 and
+    some writers (safetensors) create 0600 files. Executable files stay executable."""
+    root.chmod(DIR_MODE)
+    for p in root.rglob("*"):
+        if p.is_symlink():
+            continue
+        if p.is_dir():
+            p.chmod(DIR_MODE)
+        else:
+            p.chmod(FILE_MODE | (0o111 & ~UMASK if p.stat().st_mode & 0o100 else 0))
+
+
 @contextmanager
 def atomic_directory(target: str | Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces ``target`` in one rename.
@@ -106,8 +119,8 @@ def atomic_directory(target: str | Path, force: bool = False) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
-        tmp.chmod(DIR_MODE)
         yield tmp
+        _apply_umask(tmp)
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)
