@@ -35,6 +35,8 @@ def default_target(spec: Any) -> Path:
 
 def train_from_registry(name: str, out: str | Path | None = None, force: bool = False, device: str = "auto",
                         steps: int | None = None, progress: bool = True, eval_samples: int = 1000) -> Path:
+    """Train the teacher entry ``name`` describes into ``out`` (default: :func:`default_target`),
+    then write its model card; returns the checkpoint folder."""
     import torch
 
     from membench.models.checkpoints import WEIGHTS, file_sha256, save_denoiser
