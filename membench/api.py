@@ -86,7 +86,7 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     a comma-separated string, a list, or ``"all"``.
     """
     from membench.core.registry import names
-    from membench.core.workspace import resolve_results_dir
+    from membench.core.workspace import resolve_results
     from membench.data import load_dataset
     from membench.detectors.base import DetectorContext
     from membench.measure import measure, resolve_quality
@@ -100,7 +100,7 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     if quality:
         _check_quality_extractor(quality_extractor)
     device = resolve_device(device)
-    results_dir = resolve_results_dir(results_dir)
+    results_dir = resolve_results(results_dir)
     ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
     trains: dict[str, Dataset] = {}
     sets = []

@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 from membench.core.errors import MembenchError
@@ -12,9 +13,22 @@ from membench.core.errors import MembenchError
 LIST_KINDS = ("models", "detectors", "distillers", "embedders", "samplers", "datasets", "studies")
 
 
+RESULTS_HELP = "results folder; overrides the default <workspace>/results"
+CACHE_HELP = "sample/feature/weights cache; overrides the default $MEMBENCH_CACHE or ~/.cache/membench"
+# Commands whose results go to a subfolder of <workspace>/results by default.
+RESULTS_SUBDIR = {"check": "check"}
+
+
+def _add_workspace(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workspace", default=None, metavar="DIR",
+                   help="folder for everything membench writes (results, models, registry entries, studies); "
+                        "default: $MEMBENCH_HOME, else ./membench-workspace")
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:1, ...")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_workspace(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,14 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered models, detectors, distillers, ...")
     p.add_argument("kind", choices=LIST_KINDS)
+    _add_workspace(p)  # its registry/ adds models and datasets
 
     p = sub.add_parser("run", help="evaluate models x detectors and rebuild the leaderboard")
     p.add_argument("--model", "--models", dest="models", default="teacher", help="NAME[,NAME...] or all (default: teacher)")
     p.add_argument("--detector", "--detectors", dest="detectors", default="l2ratio", help="NAME[:k=v][,NAME...] or all (default: l2ratio)")
     p.add_argument("--n-samples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0, help="noise seed; every model gets the same noises for a seed")
-    p.add_argument("--results-dir", default="results")
-    p.add_argument("--cache-dir", default=None, help="sample/embedding cache (default: $MEMBENCH_CACHE or ~/.cache/membench)")
+    p.add_argument("--results-dir", default=None, help=RESULTS_HELP)
+    p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     p.add_argument("--force", action="store_true", help="recompute pairs that already have a result file")
     p.add_argument("--no-quality", dest="quality", action="store_false",
                    help="skip the sample-quality metrics (FID, KID, precision/recall)")
@@ -55,13 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-samples", type=int, default=1000, help="generated samples (task 'generated')")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", type=float, default=0.1, help="std of the Gaussian perturbation (task copies-noise)")
-    p.add_argument("--results-dir", default="results")
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--results-dir", default=None, help=RESULTS_HELP)
+    p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     _add_common(p)
 
     p = sub.add_parser("train", help="train a registered teacher from its registry entry")
     p.add_argument("--model", required=True, help="registry name of the teacher (its [train] section is the config)")
-    p.add_argument("--out", default=None, help="checkpoint folder (default: the entry's checkpoint path)")
+    p.add_argument("--out", default=None,
+                   help="checkpoint folder (default: the entry's checkpoint path, or <workspace>/models/<name> for a "
+                        "built-in entry, whose committed checkpoint is never replaced unless --out names it)")
     p.add_argument("--force", action="store_true", help="replace an existing checkpoint")
     p.add_argument("--steps", type=int, default=None, help="override the number of training steps")
     _add_common(p)
@@ -69,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("distill", help="distil a registered teacher into a student (writes checkpoint + registry entry)")
     p.add_argument("--teacher", required=True, help="registry name of the teacher")
     p.add_argument("--method", required=True, help="distiller NAME[:k=v,...] (membench list distillers)")
-    p.add_argument("--out", default=None, help="checkpoint folder (default: models/<name> beside the teacher's registry)")
+    p.add_argument("--out", default=None, help="checkpoint folder (default: <workspace>/models/<name>)")
+    p.add_argument("--registry", default=None, metavar="DIR",
+                   help="registry folder the student's entry goes to (default: <workspace>/registry)")
     p.add_argument("--name", default=None, help="registry name of the student (default: <method>-student)")
     p.add_argument("--force", action="store_true", help="replace an existing checkpoint/entry")
     p.add_argument("--eval-samples", type=int, default=1000, help="samples for the model card's l2ratio (0: skip)")
@@ -83,20 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="fid,kid,prc", help="any of fid, kid, prc (default: all)")
     p.add_argument("--extractor", default="digits", help="digits (default, offline) or inception-v3[:weights=FILE]")
     p.add_argument("--kid-subsets", type=int, default=100)
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     _add_common(p)
 
     p = sub.add_parser("train-classifier", help="rebuild the digits classifier (the offline quality feature extractor)")
-    p.add_argument("--out", default=None, help="output folder (default: models/digits-classifier)")
+    p.add_argument("--out", default=None, help="output folder (default: <workspace>/models/digits-classifier; "
+                   "the committed one is rebuilt with --out membench/assets/models/digits-classifier)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--force", action="store_true", help="replace an existing classifier")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_workspace(p)
     # --- end quality
     # --- report / check / baseline (issue 6) ---
     p = sub.add_parser("report", help="write the HTML report (+ CSV/Markdown) from the result files")
-    p.add_argument("--results-dir", default="results")
+    p.add_argument("--results-dir", default=None, help=RESULTS_HELP)
     p.add_argument("--out", default=None, help="output folder (default: <results-dir>/report)")
-    p.add_argument("--cache-dir", default=None, help="sample cache the runs used (samples are regenerated if missing)")
+    p.add_argument("--cache-dir", default=None, help="sample cache the runs used (samples are regenerated if missing); "
+                   "overrides the default $MEMBENCH_CACHE or ~/.cache/membench")
     p.add_argument("--top", type=int, default=8, help="rows per image grid (most memorized samples)")
     _add_common(p)
 
@@ -110,8 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-samples", type=int, default=None, help="samples per row (default: the baseline's; fewer is fine)")
     p.add_argument("--model", "--models", dest="models", default=None, help="only these baseline models")
     p.add_argument("--detector", "--detectors", dest="detectors", default=None, help="only these baseline detectors")
-    p.add_argument("--results-dir", default="results/check")
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--results-dir", default=None, help="folder of the recomputed runs; overrides the default "
+                   "<workspace>/results/check")
+    p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     _add_common(p)
 
     p = sub.add_parser("baseline", help="run models x detectors and write the rows as a baseline file for `check`")
@@ -120,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", "--detectors", dest="detectors", default="all")
     p.add_argument("--n-samples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--results-dir", default="results")
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--results-dir", default=None, help=RESULTS_HELP)
+    p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     _add_common(p)
     # issue 7: scientific studies (membench/studies); `sweep` and `rfnn` are shorthands
     p = sub.add_parser("study", help="run a scientific study (membench list studies) and write its tables and figures")
@@ -137,7 +160,8 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a study option (lists: comma-separated), e.g. --set sizes=16,64,256")
     p.add_argument("--quick", action="store_true", help="the seconds-scale configuration (smoke test, not science)")
-    p.add_argument("--out", default=None, help="output folder (default: benchmarks/<study>, or results/study-<name>-quick)")
+    p.add_argument("--out", default=None, help="output folder (default: <workspace>/studies/<study>, or "
+                   "<study>-quick; the committed outputs are rewritten only with --out benchmarks/<study>)")
     _add_common(p)
 
 
@@ -222,11 +246,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from membench.models.specs import resolve_model
     from membench.training.train import train_from_registry
 
     out = train_from_registry(args.model, out=args.out, force=args.force, device=args.device,
                               steps=args.steps, progress=not args.quiet)
     print(f"wrote {out}")
+    spec = resolve_model(args.model)
+    if Path(spec.checkpoint).resolve() != out.resolve():
+        print(f"note: the entry {spec.entry_path} still names {spec.checkpoint}; to measure the new checkpoint, "
+              f"copy the entry under a new name into {args.workspace / 'registry' / 'models'} with its checkpoint "
+              f"set to {out.resolve()}")
     return 0
 
 
@@ -234,8 +264,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from membench.training.distill import distill_from_registry
 
     ckpt, entry = distill_from_registry(args.teacher, args.method, out=args.out, name=args.name, force=args.force,
-                                        device=args.device, progress=not args.quiet, eval_samples=args.eval_samples)
+                                        device=args.device, progress=not args.quiet, eval_samples=args.eval_samples,
+                                        registry=args.registry)
     print(f"wrote {ckpt} and {entry}")
+    print(f"measure it with: membench run --model {entry.stem} --workspace {args.workspace}")
     return 0
 
 
@@ -257,7 +289,9 @@ def cmd_quality(args: argparse.Namespace) -> int:
 def cmd_train_classifier(args: argparse.Namespace) -> int:
     from membench.features.train_classifier import build
 
-    target, rec = build(args.out, force=args.force, epochs=args.epochs, progress=not args.quiet)
+    # The library default is the committed classifier in the package; the CLI writes to the workspace.
+    out = args.out or args.workspace / "models" / "digits-classifier"
+    target, rec = build(out, force=args.force, epochs=args.epochs, progress=not args.quiet)
     lo, hi = rec["heldout_ci95"]
     print(f"wrote {target}: held-out accuracy {rec['heldout_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
           f"{rec['wall_time_s']} s")
@@ -328,6 +362,25 @@ COMMANDS = {"list": cmd_list, "run": cmd_run, "detect": cmd_detect, "train": cmd
             "study": cmd_study, "sweep": cmd_study, "rfnn": cmd_study}
 
 
+def resolve_paths(args: argparse.Namespace) -> None:
+    """The one place the CLI's folders get their defaults: ``args.workspace`` (``--workspace``,
+    else ``$MEMBENCH_HOME``, else ``./membench-workspace``), ``args.results_dir``
+    (``--results-dir``, else ``<workspace>/results``) and ``args.cache_dir`` (``--cache-dir``,
+    else ``$MEMBENCH_CACHE``, else ``~/.cache/membench``), each a ``Path``, none inside the package.
+    """
+    from membench.core.workspace import Workspace, check_outside_package, default_cache_dir
+
+    ws = Workspace.resolve(getattr(args, "workspace", None))
+    if ws.root.exists() and not ws.root.is_dir():
+        raise MembenchError(f"workspace {ws.root} exists and is not a folder")
+    args.workspace = check_outside_package(ws.root, "workspace", "--workspace")
+    if hasattr(args, "results_dir"):
+        default = ws.results / RESULTS_SUBDIR.get(args.command, "")
+        args.results_dir = check_outside_package(args.results_dir or default, "results folder", "--results-dir")
+    if hasattr(args, "cache_dir"):
+        args.cache_dir = check_outside_package(args.cache_dir or default_cache_dir(), "cache folder", "--cache-dir")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -340,7 +393,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return COMMANDS[args.command](args)
+        from membench.core.workspace import using
+
+        resolve_paths(args)
+        with using(args.workspace):  # the registry and library defaults see the same workspace
+            return COMMANDS[args.command](args)
     except MembenchError as exc:
         print(f"membench: error: {exc}", file=sys.stderr)
         return 1

@@ -19,6 +19,14 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MEMBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+@pytest.fixture(autouse=True)
+def workspace(tmp_path, monkeypatch) -> Path:
+    """Each test's own workspace ($MEMBENCH_HOME): nothing lands in the checkout's current folder."""
+    ws = tmp_path / "workspace"
+    monkeypatch.setenv("MEMBENCH_HOME", str(ws))
+    return ws
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

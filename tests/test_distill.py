@@ -23,14 +23,18 @@ def distill(capsys, *argv):
     ("ct:iterations=3,batch_size=8", "consistency:steps=1"),
     ("pd:start_steps=4,final_steps=2,iterations_per_stage=2,batch_size=8", "euler:steps=2,to_zero=false"),
 ])
-def test_builtin_distillers_end_to_end(tiny_teacher, tmp_path, capsys, method, sampler):
+def test_builtin_distillers_end_to_end(tiny_teacher, workspace, tmp_path, capsys, method, sampler):
     code, out, err = distill(capsys, "--teacher", "tiny", "--method", method, "--name", "stu")
     assert code == 0, err
     spec = resolve_model("stu")
     assert spec.role == "student" and spec.teacher == "tiny" and spec.sampler == sampler
+    # checkpoint and entry in the workspace, not beside the teacher's registry
+    assert spec.entry_path == str(workspace / "registry" / "models" / "stu.toml")
+    assert spec.checkpoint == str(workspace / "models" / "stu")
+    assert not (tmp_path / "models" / "stu").exists() and not (tmp_path / "registry" / "models" / "stu.toml").exists()
     model, meta = load_denoiser(spec.checkpoint)
     assert meta["teacher"] == "tiny" and meta["method"] == method.split(":")[0]
-    assert "membench distill --teacher tiny" in (tmp_path / "models" / "stu" / "README.md").read_text()
+    assert "membench distill --teacher tiny" in (workspace / "models" / "stu" / "README.md").read_text()
     res = tmp_path / "res"
     assert main(["run", "--model", "tiny,stu", "--n-samples", "16", "--results-dir", str(res), "--quiet"]) == 0
     assert "stu" in capsys.readouterr().out
@@ -185,12 +189,13 @@ def test_out_of_tree_distiller_plugin_end_to_end(tiny_teacher, tmp_path, capsys,
     assert main(["run", "--model", "toy-student", "--n-samples", "8", "--results-dir", str(tmp_path / "r"), "--quiet"]) == 0
 
 
-def test_interrupted_distillation_leaves_nothing(tiny_teacher, tmp_path, capsys, monkeypatch):
+def test_interrupted_distillation_leaves_nothing(tiny_teacher, workspace, tmp_path, capsys, monkeypatch):
     install_distiller_plugin(tmp_path, monkeypatch, TOY)
     code = main(["distill", "--teacher", "tiny", "--method", "toy:fail=true", "--name", "half", "--quiet"])
     assert code == 130
-    assert not (tmp_path / "models" / "half").exists()
-    assert not (tmp_path / "registry" / "models" / "half.toml").exists()
-    assert not list((tmp_path / "models").glob(".*tmp"))
+    for root in (workspace, tmp_path):  # neither in the workspace nor beside the teacher
+        assert not (root / "models" / "half").exists()
+        assert not (root / "registry" / "models" / "half.toml").exists()
+        assert not list(root.glob("models/.*tmp"))
     with pytest.raises(MembenchError):
         resolve_model("half")

@@ -27,6 +27,7 @@ import pandas as pd
 
 from membench.core.errors import MembenchError
 from membench.core.stats import wilson_interval
+from membench.core.workspace import resolve_results
 
 FORMAT = "membench-baseline"
 SCHEMA = 1
@@ -112,7 +113,7 @@ def _rows_from_board(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def write_baseline(out: str | Path, models: str | Sequence[str] = "all", detectors: str | Sequence[str] = "all",
-                   n_samples: int = 1000, seed: int = 0, results_dir: str | Path = "results",
+                   n_samples: int = 1000, seed: int = 0, results_dir: str | Path | None = None,
                    cache_dir: str | Path | None = None, device: str = "auto", progress: bool = False,
                    command: str | None = None) -> dict[str, Any]:
     """Run (or reuse) the given rows and write them as a baseline file (atomically)."""
@@ -173,7 +174,7 @@ def _quality_verdict(col: str, base: dict[str, Any], new: pd.Series, qtol: float
 
 def check(baseline: str | Path, n_samples: int | None = None, tolerance: float = 0.02,
           quality_tolerance: float = 0.10, models: str | Sequence[str] | None = None,
-          detectors: str | Sequence[str] | None = None, results_dir: str | Path = "results/check",
+          detectors: str | Sequence[str] | None = None, results_dir: str | Path | None = None,
           cache_dir: str | Path | None = None, device: str = "auto", progress: bool = False) -> CheckResult:
     """Recompute the baseline's rows and compare; see the module docstring for the rule."""
     from membench.models.checkpoints import checkpoint_hash
@@ -213,7 +214,8 @@ def check(baseline: str | Path, n_samples: int | None = None, tolerance: float =
     for (n, seed), grp in groups.items():
         ms = list(dict.fromkeys(r["model"] for r in grp))
         ds = list(dict.fromkeys(r["detector"] for r in grp))
-        board = run(models=ms, detectors=ds, n_samples=n, seed=seed, device=device, results_dir=results_dir,
+        board = run(models=ms, detectors=ds, n_samples=n, seed=seed, device=device,
+                    results_dir=resolve_results(results_dir, "check"),  # None: <workspace>/results/check
                     cache_dir=cache_dir, progress=progress)
         for base in grp:
             label = f"{base['model']} / {base['detector']} (seed {seed})"

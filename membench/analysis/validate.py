@@ -114,7 +114,7 @@ def validate(models: str | Sequence[str] = "teacher", detectors: str | Sequence[
     from membench.api import check_count, expand_names, model_subject, resolve_detectors
     from membench.core.registry import names
     from membench.core.specs import split_list
-    from membench.core.workspace import resolve_results_dir
+    from membench.core.workspace import resolve_results
     from membench.measure import ImageSet, measure
     from membench.models.samples import resolve_device
     from membench.models.specs import resolve_model
@@ -130,7 +130,7 @@ def validate(models: str | Sequence[str] = "teacher", detectors: str | Sequence[
     specs = [resolve_model(m) for m in expand_names(models, names("models"))]
     dets, everything = resolve_detectors(detectors)
     device = resolve_device(device)
-    results_dir = resolve_results_dir(results_dir)
+    results_dir = resolve_results(results_dir)
     cache = Path(cache_dir) if cache_dir else None
     ctx = DetectorContext(device=device, cache_dir=cache, progress=progress)
     records: list[Record] = []

@@ -1,4 +1,9 @@
-"""Write-to-temp-then-rename helpers, so an interrupted write never leaves a half file."""
+"""Write-to-temp-then-rename helpers, so an interrupted write never leaves a half file.
+
+``mkstemp``/``mkdtemp`` create their files 0600/0700 whatever the umask; the helpers here set
+the modes a plain ``open``/``mkdir`` would have given (0644/0755 under umask 022), so results,
+caches and checkpoints are readable by the user's group when the umask says so.
+"""
 from __future__ import annotations
 
 import io
@@ -13,6 +18,27 @@ from typing import Any, Iterator
 import numpy as np
 
 
+def _read_umask() -> int:
+    # Linux shows the umask in /proc without changing it. Elsewhere it can only be read by
+    # setting it and restoring it, which is process-wide: a thread creating a file in between
+    # would get the temporary mask. Hence read once, at import (normally single-threaded), and
+    # cached: a umask changed later in the process is not seen.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+FILE_MODE = 0o666 & ~UMASK  # what open(path, "w") would create
+DIR_MODE = 0o777 & ~UMASK  # what mkdir would create
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -20,6 +46,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -74,6 +101,19 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
+def _apply_umask(root: Path) -> None:
+    """Give a finished folder's tree the modes of a plain mkdir/open: mkdtemp made it 0700 and
+    some writers (safetensors) create 0600 files. Executable files stay executable."""
+    root.chmod(DIR_MODE)
+    for p in root.rglob("*"):
+        if p.is_symlink():
+            continue
+        if p.is_dir():
+            p.chmod(DIR_MODE)
+        else:
+            p.chmod(FILE_MODE | (0o111 & ~UMASK if p.stat().st_mode & 0o100 else 0))
+
+
 @contextmanager
 def atomic_directory(target: str | Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces ``target`` in one rename.
@@ -90,6 +130,7 @@ def atomic_directory(target: str | Path, force: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
         yield tmp
+        _apply_umask(tmp)
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)

@@ -28,7 +28,7 @@ def file_lock(path: str | Path, blocking: bool = True) -> Iterator[bool]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, so a group can share a results folder
     try:
         if fcntl is None:
             yield True

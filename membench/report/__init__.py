@@ -33,14 +33,14 @@ def build_report(results_dir: str | Path | None = None, out_dir: str | Path | No
     """Write ``report.html``, ``leaderboard.csv/.md`` and ``effect.csv/.md`` into ``out_dir``
     (default ``<results>/report``) and return what was written."""
     from membench.analysis.effect import effect_table, format_effect
-    from membench.core.workspace import resolve_results_dir
+    from membench.core.workspace import resolve_results
     from membench.report import html, plots
     from membench.report.grids import SampleSource, model_grid, pair_grid
     from membench.store import leaderboard
     from membench.store.directions import quality_columns
     from membench.store.records import has_records, iter_records
 
-    results_dir = resolve_results_dir(results_dir)
+    results_dir = resolve_results(results_dir)
     if not has_records(results_dir):
         raise MembenchError(f"no results in {results_dir} (expected {results_dir / 'records'}; run `membench run` first)")
     if not isinstance(top, int) or top <= 0:

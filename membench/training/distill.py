@@ -1,5 +1,11 @@
 """`membench distill`: teacher + method -> student checkpoint, model card and registry entry.
 
+Both go to the workspace (``<workspace>/models/<name>`` and
+``<workspace>/registry/models/<name>.toml``, the checkpoint named relative to the workspace so
+that it can be moved), never beside a built-in teacher inside the package; ``--out`` and
+``--registry`` choose other folders (the committed students are rebuilt with
+``--out membench/assets/models/<name> --registry membench/assets/registry``).
+
 Order of writes: the checkpoint folder (atomically, one rename), then its card, then the
 registry entry (atomically). An error or Ctrl-C before the end leaves neither a partial
 checkpoint nor an entry pointing at one.
@@ -29,10 +35,27 @@ def render_entry(fields: dict[str, Any], distill_cfg: dict[str, Any], comment: s
     return "\n".join(lines) + "\n"
 
 
-def distill_from_registry(teacher: str, method: str, out: str | None = None, name: str | None = None,
+def _check_not_shadowed(name: str, entry_path: Path) -> None:
+    """Refuse (even with --force) an entry that a registry folder read earlier would hide:
+    the student would be written but ``--model NAME`` would find the other one."""
+    from membench.core.registry import entry_files, registry_dirs
+
+    existing = entry_files("models").get(name)
+    if existing is None or existing.resolve() == entry_path.resolve():
+        return
+    order = [d.resolve() for d in registry_dirs()]
+    rank = {d: i for i, d in reversed(list(enumerate(order)))}  # first occurrence wins
+    new = rank.get(entry_path.parent.parent.resolve(), len(order))
+    if rank.get(existing.parent.parent.resolve(), len(order)) <= new:
+        raise MembenchError(f"model {name!r} is already registered by {existing}, which would hide the new entry "
+                            f"{entry_path}; choose another --name")
+
+
+def distill_from_registry(teacher: str, method: str, out: str | Path | None = None, name: str | None = None,
                           force: bool = False, device: str = "auto", progress: bool = True,
-                          eval_samples: int = 1000) -> tuple[Path, Path]:
-    """Distil ``teacher`` with ``method`` (``cd``, ``cd:iterations=500``, a plugin name ...)."""
+                          eval_samples: int = 1000, registry: str | Path | None = None) -> tuple[Path, Path]:
+    """Distil ``teacher`` with ``method`` (``cd``, ``cd:iterations=500``, a plugin name ...); returns
+    the checkpoint folder and the registry entry (defaults: in the workspace)."""
     import torch
 
     from membench.core.io import atomic_write_text
@@ -43,6 +66,7 @@ def distill_from_registry(teacher: str, method: str, out: str | None = None, nam
     from membench.core.registry import names
     from membench.models.samples import resolve_device
     from membench.core.specs import parse_spec
+    from membench.core.workspace import Workspace
     from membench.training.train import evaluate_l2ratio
     from membench.training.distillers.base import DistillContext, StudentResult, make_distiller
 
@@ -52,14 +76,16 @@ def distill_from_registry(teacher: str, method: str, out: str | None = None, nam
     distiller = make_distiller(method)
     method_name = parse_spec(method)[0]
     name = name or (f"{method_name}-student" if spec.name == "teacher" else f"{spec.name}-{method_name}")
-    entry_dir = Path(spec.entry_path).parent  # the registry/models folder the teacher came from
-    target = Path(out) if out else entry_dir.parent.parent / "models" / name
-    entry_path = entry_dir / f"{name}.toml"
+    ws = Workspace.resolve()
+    root = Path(registry).parent if registry else ws.root  # checkpoint paths in the entry are relative to it
+    entry_path = (Path(registry) if registry else ws.registry) / "models" / f"{name}.toml"
+    target = Path(out) if out else ws.models / name
     if not force:
         if target.exists():
             raise MembenchError(f"{target} already exists (use --force to replace it)")
         if name in names("models"):
             raise MembenchError(f"a model named {name!r} is already registered (use --name or --force)")
+    _check_not_shadowed(name, entry_path)
     device = resolve_device(device)
     model, meta = load_denoiser(spec.checkpoint, device)
     if meta.get("edm", {}).get("boundary"):
@@ -87,10 +113,10 @@ def distill_from_registry(teacher: str, method: str, out: str | None = None, nam
     save_denoiser(student, target, student_meta, force=force)  # before anything else can fail
     evaluation = (evaluate_l2ratio(student, spec.dataset, result.sampler, n=eval_samples, device=device)
                   if eval_samples else None)
-    command = f"membench distill --teacher {spec.name} --method {method} --name {name} --force"
+    command = (f"membench distill --teacher {spec.name} --method {method} --name {name}"
+               + (f" --out {out}" if out else "") + (f" --registry {registry}" if registry else "") + " --force")
     kind = f"Student of `{spec.name}` by `{method_name}` ({getattr(distiller, 'description', '')}); sampled with `{result.sampler}`"
     atomic_write_text(target / "README.md", render(name, kind, command, record, file_sha256(target / WEIGHTS), evaluation))
-    root = entry_dir.parent.parent
     try:
         ckpt = os.path.relpath(target.resolve(), root.resolve())
         ckpt = ckpt if not ckpt.startswith("..") else str(target.resolve())

@@ -26,8 +26,21 @@ def evaluate_l2ratio(model: Any, dataset: str, sampler_spec: str, n: int = 1000,
             "n_flagged": rec.stats["n_flagged"], "n": n, "seed": seed, "sampler": sampler_spec}
 
 
-def train_from_registry(name: str, out: str | None = None, force: bool = False, device: str = "auto",
+def default_target(spec: Any) -> Path:
+    """Where ``membench train`` writes without ``--out``: the entry's own checkpoint path, unless
+    that is package data (a built-in), which is never replaced implicitly: then the workspace."""
+    from membench.core.workspace import Workspace, inside_package
+    from membench.core.specs import parse_spec
+
+    if spec.checkpoint.startswith("hf:") or inside_package(spec.checkpoint):
+        return Workspace.resolve().models / parse_spec(spec.name)[0]
+    return Path(spec.checkpoint)
+
+
+def train_from_registry(name: str, out: str | Path | None = None, force: bool = False, device: str = "auto",
                         steps: int | None = None, progress: bool = True, eval_samples: int = 1000) -> Path:
+    """Train the teacher entry ``name`` describes into ``out`` (default: :func:`default_target`),
+    then write its model card; returns the checkpoint folder."""
     import torch
 
     from membench.models.checkpoints import WEIGHTS, file_sha256, save_denoiser
@@ -39,7 +52,7 @@ def train_from_registry(name: str, out: str | None = None, force: bool = False, 
     spec = resolve_model(name)
     if spec.role != "teacher" or not spec.train:
         raise MembenchError(f"model {name!r} has no [train] section (only teachers are trained; students are distilled)")
-    target = Path(out) if out else Path(spec.checkpoint)
+    target = Path(out) if out else default_target(spec)
     if target.exists() and not force:
         raise MembenchError(f"{target} already exists (use --force to replace it)")
     opts = dict(spec.train)
@@ -52,7 +65,8 @@ def train_from_registry(name: str, out: str | None = None, force: bool = False, 
     record["threads"] = torch.get_num_threads()
     meta = {"role": "teacher", "name": spec.name, "dataset": cfg.dataset, "training": record,
             "image_shape": [model.unet.config.in_channels, model.unet.config.sample_size, model.unet.config.sample_size]}
-    command = f"membench train --model {spec.name} --force" + (f" --steps {steps}" if steps is not None else "")
+    command = (f"membench train --model {spec.name}" + (f" --out {out}" if out else "") + " --force"
+               + (f" --steps {steps}" if steps is not None else ""))
     # Save first (atomically) so that hours of training survive a failing evaluation; then
     # measure memorization and write the card with the hash of the written weights.
     save_denoiser(model, target, meta, card=None, force=force)
