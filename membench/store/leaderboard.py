@@ -46,7 +46,7 @@ def detection_row(rec: Record) -> dict[str, Any]:
     return {
         "model": m["name"], "role": m.get("role", ""), "teacher": m.get("teacher") or "",
         "method": m.get("method") or "", "sampler": m.get("sampler", ""), "nfe": m.get("nfe"),
-        "train_data": rec.data.get("spec", m.get("dataset", "")), "detector": rec.test["name"],
+        "train_data": m.get("dataset") or rec.data.get("spec", ""), "detector": rec.test["name"],
         "n_samples": rec.n, "seed": rec.seed, "status": rec.status,
         "memorized": mem.value if mem is not None else nan, "ci_low": lo, "ci_high": hi,
         "n_flagged": rec.stats.get("n_flagged", -1), "score_median": rec.value("score_median"),
