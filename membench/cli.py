@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="dataset name (digits:n=64, a registry entry) or path (.npz/.npy/image folder)")
     p.add_argument("--detector", "--detectors", dest="detectors", default="l2ratio")
     p.add_argument("--per-sample", default=None, help="write per-sample scores to this CSV file")
-    p.add_argument("--results-dir", default="results", help="store the records here too (they join the leaderboard)")
+    p.add_argument("--results-dir", default=None, help=RESULTS_HELP + "; the records join the leaderboard")
     _add_common(p)
 
     # -- issue 4: detector validation

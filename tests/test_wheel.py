@@ -118,9 +118,9 @@ def test_installed_wheel_runs_from_an_empty_folder(site, _tiny_teacher_master, t
     ws = empty / "membench-workspace"
     board = pd.read_csv(ws / "results" / "leaderboard.csv")
     assert list(board.model) == ["cd-student"] and board.n_samples.item() == 50 and board.status.item() == "ok"
-    (result,) = (ws / "results" / "runs" / "cd-student").glob("*.json")
+    (result,) = (ws / "results" / "records" / "detection" / "cd-student").glob("*.json")
     assert result.with_suffix(".npz").is_file()
-    assert json.loads(result.read_text())["n_samples"] == 50
+    assert json.loads(result.read_text())["samples"]["n"] == 50
 
     out = membench("distill", "--teacher", "tiny", "--method", "cd:iterations=2,batch_size=8", "--name", "tiny-cd",
                    "--eval-samples", "0", MEMBENCH_REGISTRY=str(registry)).stdout
