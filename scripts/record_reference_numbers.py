@@ -1,12 +1,12 @@
 """Record a results folder's numbers as a test fixture: per-sample arrays and leaderboard values.
 
 Made for the redesign of issue 11, whose numbers must not move: the fixture
-``tests/data/reference_n64.{json,npz}`` was recorded from the code before the move
+``tests/fixtures/reference_n64.{json,npz}`` was recorded from the code before the move
 (commit 1112d8a, result schema 1) with
 
     git worktree add /tmp/pre 1112d8a
     cd /tmp/pre && python -m membench run --model all --detector all --n-samples 64 --results-dir /tmp/pre/r64
-    python scripts/record_reference_numbers.py /tmp/pre/r64 tests/data/reference_n64
+    python scripts/record_reference_numbers.py /tmp/pre/r64 tests/fixtures/reference_n64
 
 and ``tests/analysis/test_numbers_kept.py`` recomputes the same run with the current code.
 Reads the schema-1 layout (``runs/<model>/<detector>-<key>.json`` + ``.npz``) or the

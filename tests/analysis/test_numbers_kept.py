@@ -12,7 +12,7 @@ import pytest
 
 import membench
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import membench
 from membench.cli import build_parser, main, resolve_paths
 from membench.core.workspace import PACKAGE, Workspace, builtin_models_dir, resolve_results
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -10,7 +10,7 @@ from membench.data import load_dataset
 from membench.detectors import DetectorContext, make_detector
 from membench.core.errors import MembenchError
 
-from tests.embedder_fixtures import tiny_clip, tiny_torchscript  # noqa: F401  (fixtures)
+from tests.features.embedder_fixtures import tiny_clip, tiny_torchscript  # noqa: F401  (fixtures)
 
 
 def run_cli(capsys, *argv):

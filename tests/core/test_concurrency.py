@@ -10,7 +10,7 @@ import pandas as pd
 
 from membench.core.locks import claim_each, file_lock
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_file_lock_excludes_a_second_holder(tmp_path):

@@ -11,7 +11,7 @@ from membench.features import preprocess as pp
 from membench.core.errors import MembenchError, UnavailableError, UnknownNameError
 
 
-from tests.embedder_fixtures import tiny_clip, tiny_torchscript  # noqa: F401  (fixtures)
+from tests.features.embedder_fixtures import tiny_clip, tiny_torchscript  # noqa: F401  (fixtures)
 
 
 def test_channel_conversions_explicit():
