@@ -37,9 +37,9 @@ def digit_labels(images: np.ndarray) -> np.ndarray:
     after membench's de-duplication), so no split logic is repeated here."""
     from sklearn.datasets import load_digits
 
-    from membench.data.datasets import _digits_pool
+    from membench.data.digits import digits_pool
 
-    keep, pool = _digits_pool()
+    keep, pool = digits_pool()
     target = load_digits().target[keep]
     lookup = {img.tobytes(): int(t) for img, t in zip(pool.astype(np.float32), target)}
     labels = [lookup.get(np.asarray(img, dtype=np.float32).tobytes(), -1) for img in images]
