@@ -22,7 +22,7 @@ from membench.features.fidelity import resolve_extractor
 from membench.quality.metrics import MetricConfig
 
 SCHEMA = 1
-DEFAULT_EXTRACTOR = "digits"
+DEFAULT_EXTRACTOR = "digits-classifier"  # the registry name of `--quality-extractor digits`
 
 
 def quality_path(results_dir: Path, model: str, key: str) -> Path:
