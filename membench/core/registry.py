@@ -29,17 +29,13 @@ find it). Unknown names fail with one line naming the nearest known names.
 """
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import importlib
-import inspect
 import os
 import sys
 import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, NamedTuple, Sequence, Union
 
 from membench.core.errors import MembenchError, UnknownNameError
 
@@ -58,8 +54,7 @@ KIND_ALIASES: dict[str, str] = {"embedders": "features"}  # older names of kinds
 Check = Union[type, Callable[[Any], bool]]
 
 
-@dataclass(frozen=True)
-class Lazy:
+class Lazy(NamedTuple):  # a NamedTuple, not a dataclass: `--help` should not pay for inspect
     """A built-in entry: where its code lives and one line saying what it is.
 
     ``tags`` mark entries for a caller without importing them (a study tagged
@@ -98,15 +93,14 @@ def one_line(text: str, limit: int = 300) -> str:
     return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
-@dataclass
 class _Plugins:
     """What the entry points of one kind gave: valid objects, registry folders and problems."""
 
-    objects: dict[str, Any] = dataclasses.field(default_factory=dict)
-    origins: dict[str, str] = dataclasses.field(default_factory=dict)
-    folders: list[Path] = dataclasses.field(default_factory=list)
-    errors: list[str] = dataclasses.field(default_factory=list)
-    names: list[str] = dataclasses.field(default_factory=list)  # declared, loaded or not
+    def __init__(self) -> None:
+        self.objects: dict[str, Any] = {}
+        self.origins: dict[str, str] = {}  # name -> "module:attr"
+        self.folders: list[Path] = []
+        self.errors: list[str] = []
 
 
 class Registry:
@@ -183,7 +177,6 @@ class Registry:
             state = _Plugins()
             self._plugins = state
             for ep in self._entry_points():
-                state.names.append(ep.name)
                 msg = self._load_plugin(ep, state)
                 if msg:
                     state.errors.append(msg)
@@ -378,6 +371,9 @@ class Registry:
 
 def option_names(cls: Any) -> set[str] | None:
     """Accepted keyword options of ``cls``; None when it takes any (``**kwargs``)."""
+    import dataclasses
+    import inspect
+
     if dataclasses.is_dataclass(cls):
         return {f.name for f in dataclasses.fields(cls) if f.init}
     try:
@@ -390,6 +386,8 @@ def option_names(cls: Any) -> set[str] | None:
 
 
 def _doc_line(obj: Any) -> str:
+    import inspect
+
     own = getattr(obj, "__dict__", {}).get("description")
     if isinstance(own, str) and own:
         return own
@@ -400,6 +398,8 @@ def _doc_line(obj: Any) -> str:
 
 def unknown_name(noun: str, name: str, candidates: Sequence[str]) -> UnknownNameError:
     """``unknown <noun> 'x'; did you mean ...? (known: ...)`` as one line."""
+    import difflib
+
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     listing = ", ".join(candidates) if candidates else "none registered"

@@ -136,8 +136,9 @@ def render_card(record: dict[str, Any], weights_sha256: str, command: str) -> st
 The offline feature extractor for membench's quality metrics (FID, KID, precision/recall) on
 the built-in digits: a small CNN (three 3x3 convolutions, a 32-d penultimate layer, 10 classes).
 Features are the 32-d penultimate layer before its ReLU, standardized per dimension with the
-mean and standard deviation over the training pool (fixed buffers in the weights); it is registered with torch-fidelity
-as the feature extractor `membench-digits` (layer `32`; `logits` also provided).
+mean and standard deviation over the training pool (fixed buffers in the weights). It is the feature
+extractor `digits-classifier` of membench's feature registry (`--quality-extractor digits`), seen by
+torch-fidelity as `membench-digits-classifier` (layer `features`).
 
 | field | value |
 | --- | --- |
