@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default="results")
     p.add_argument("--cache-dir", default=None)
     _add_common(p)
-    # issue 7: scientific studies (membench/studies); `sweep` and `rfnn` are shorthands
+    # scientific studies (membench/studies); those tagged "command" in STUDIES (sweep, rfnn) are shorthands
     p = sub.add_parser("study", help="run a scientific study (membench list studies) and write its tables and figures")
     p.add_argument("name", help="study name (membench list studies)")
     _add_study_args(p)
