@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence, Union
 
 from membench.core.errors import MembenchError, UnknownNameError
+from membench.core.lazy import lazy_exports
 
 # kind -> "module:attr" of its Registry (declared beside the code it names)
 KINDS: dict[str, str] = {
@@ -445,6 +446,11 @@ def instantiate(kind: str, name: str, cls: Any, params: dict[str, Any]) -> Any:
 
 def unknown(kind: str, name: str, candidates: Sequence[str]) -> UnknownNameError:
     return unknown_name(registry(kind).noun, name, list(candidates))
+
+
+# `registry_dirs` (membench.core.workspace) is still importable from here, lazily: the
+# workspace module pulls in dataclasses, which `--help` need not pay for.
+__getattr__ = lazy_exports(__name__, {"registry_dirs": "membench.core.workspace"})
 
 
 def register(kind: str, name: str) -> Callable[[Any], Any]:
