@@ -251,6 +251,18 @@ def test_embedders_alias_group_serves_detectors_and_quality(tmp_path, monkeypatc
     assert rec["extractor"]["name"] == "meanpool" and rec["metrics"]["heldout"]["precision"]["value"] == 1.0
 
 
+def test_list_features_shows_quality_and_detector_extractors(capsys):
+    from membench.detectors.embedsim import DigitsSimilarity
+    from membench.features.fidelity import QUALITY_NAMES
+
+    code, out, _ = run_cli(capsys, "list", "features")
+    listed = {line.split()[0] for line in out.splitlines()}
+    quality = {QUALITY_NAMES["digits"], "inception-v3"}  # the quality default and the natural-image one
+    similarity = {DigitsSimilarity().make_embedder().registry_name, "sscd", "clip", "pixels"}
+    assert code == 0 and quality | similarity <= listed
+    assert run_cli(capsys, "list", "embedders")[1] == out
+
+
 def test_quality_and_detectors_get_the_same_digits_features(tmp_path):
     """The quality path (torch-fidelity's loop on uint8) and the detector path (embed) agree."""
     from membench.features import make_extractor
