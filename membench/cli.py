@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Sequence
 
 from membench.core.errors import MembenchError
+from membench.core.registry import KIND_ALIASES, KINDS
 
-LIST_KINDS = ("models", "detectors", "distillers", "embedders", "samplers", "datasets", "studies")
+LIST_KINDS = (*KINDS, *KIND_ALIASES)  # every registry kind, and `embedders` for `features`
 
 
 RESULTS_HELP = "results folder; overrides the default <workspace>/results"
@@ -146,14 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default=None, help=RESULTS_HELP)
     p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     _add_common(p)
-    # issue 7: scientific studies (membench/studies); `sweep` and `rfnn` are shorthands
+    # scientific studies (membench/studies); those tagged "command" in STUDIES (sweep, rfnn) are shorthands
     p = sub.add_parser("study", help="run a scientific study (membench list studies) and write its tables and figures")
-    p.add_argument("name", help="study name: distill-length, training-time, sweep, rfnn")
+    p.add_argument("name", help="study name (membench list studies)")
     _add_study_args(p)
-    for alias in ("sweep", "rfnn"):
+    for alias in _study_commands():
         p = sub.add_parser(alias, help=f"same as `membench study {alias}`")
         _add_study_args(p)
     return parser
+
+
+def _study_commands() -> list[str]:
+    """Studies that are top-level commands too: tagged ``command`` in the studies registry."""
+    from membench.studies import STUDIES
+
+    return STUDIES.names(tag="command")
 
 
 def _add_study_args(p: argparse.ArgumentParser) -> None:
@@ -166,36 +174,17 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from membench.core.registry import names, plugin_errors
+    import warnings
 
-    if args.kind == "models":
-        from membench.models.specs import resolve_model
+    from membench.core.registry import registry
 
-        for name in names("models"):
-            try:
-                s = resolve_model(name)
-                extra = f"  teacher={s.teacher} method={s.method}" if s.teacher else ""
-                print(f"{name:20s} {s.role:8s} sampler={s.sampler:30s} data={s.dataset}{extra}")
-            except MembenchError as exc:
-                print(f"{name:24s} BROKEN: {exc}")
-        return 0
-    if args.kind == "datasets":
-        print("digits                   scikit-learn handwritten digits, 8x8 gray; options n, seed, holdout")
-        for name in names("datasets"):
-            print(name)
-        return 0
-    if args.kind in ("distillers", "studies"):
-        from membench.core.registry import get_class
-
-        for name in names(args.kind):
-            try:
-                print(f"{name:14s} {getattr(get_class(args.kind, name), 'description', '')}")
-            except MembenchError as exc:
-                print(f"{name:12s} BROKEN: {exc}")
-        return 0
-    for name in names(args.kind):
-        print(name)
-    for msg in plugin_errors(args.kind) if args.kind in ("detectors", "distillers", "embedders", "samplers") else []:
+    reg = registry(args.kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # plugin problems are printed below, once
+        rows, problems = reg.listing(), reg.plugin_errors()
+    for name, text in rows:
+        print(f"{name:20s} {text}".rstrip())
+    for msg in problems:
         print(f"warning: {msg}", file=sys.stderr)
     return 0
 
@@ -359,7 +348,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 COMMANDS = {"list": cmd_list, "run": cmd_run, "detect": cmd_detect, "train": cmd_train, "distill": cmd_distill,
             "quality": cmd_quality, "train-classifier": cmd_train_classifier,
             "report": cmd_report, "check": cmd_check, "baseline": cmd_baseline, "validate": cmd_validate,
-            "study": cmd_study, "sweep": cmd_study, "rfnn": cmd_study}
+            "study": cmd_study, **{name: cmd_study for name in _study_commands()}}
 
 
 def resolve_paths(args: argparse.Namespace) -> None:

@@ -1,13 +1,13 @@
-"""Named, seeded datasets.
+"""Datasets by name or path, validated on load.
 
-``digits:n=64`` is a seeded, de-duplicated subset of scikit-learn's bundled handwritten
-digits (1,797 gray 8x8 images, no download). All subsets of one ``seed`` share the same
-held-out split and are nested (``digits:n=64`` is inside ``digits:n=512``), so models
-trained on different sizes are compared against the same unseen images.
+A name is a ``DATASETS`` registry entry (``membench.data``): a loader such as the built-in
+``digits`` (``digits:n=64``; ``membench.data.digits``) or a plugin's, called with the
+``name:k=v`` options, or a TOML entry ``registry/datasets/<name>.toml`` that names a path
+or a ``base`` dataset with ``[params]``.
 
 A dataset can also be a path: a ``.npz`` file (array ``images``, optional ``heldout``), a
 ``.npy`` file (memory-mapped, for training sets that do not fit in memory) or a folder of
-images. A declarative entry ``registry/datasets/<name>.toml`` may name either.
+images.
 """
 from __future__ import annotations
 
@@ -87,36 +87,6 @@ def check_images(arr: np.ndarray, what: str, value_range: bool = True) -> None:
 # ---------------------------------------------------------------- sources
 
 
-def _digits_pool() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    raw = load_digits().images.astype(np.float32)  # (1797, 8, 8) in 0..16
-    _, first = np.unique(raw.reshape(len(raw), -1), axis=0, return_index=True)
-    keep = np.sort(first)  # drop exact duplicates, keep source order
-    return keep, raw[keep][:, None] / 8.0 - 1.0
-
-
-def load_digits_subset(n: int | None = None, seed: int = 0, holdout: int = 300) -> Dataset:
-    keep, pool = _digits_pool()
-    if holdout < 0 or holdout >= len(pool):
-        raise MembenchError(f"digits: holdout must be in [0, {len(pool) - 1}], got {holdout}")
-    available = len(pool) - holdout
-    if n is None:
-        n = available
-    if not isinstance(n, int) or n <= 0 or n > available:
-        raise MembenchError(f"digits: n must be an integer in [1, {available}] (holdout={holdout}), got {n!r}")
-    order = np.random.default_rng(seed).permutation(len(pool))
-    held, train = order[:holdout], order[holdout : holdout + n]
-    spec = format_spec("digits", {"n": n, "seed": seed, "holdout": holdout})
-    return Dataset(
-        spec=spec,
-        images=pool[train],
-        heldout=pool[held] if holdout else None,
-        source_index=keep[train],
-        meta={"source": "sklearn.datasets.load_digits", "deduplicated_pool": len(pool)},
-    )
-
-
 def _load_npz(path: Path) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -177,8 +147,8 @@ def load_images(path: str | Path, what: str = "images") -> np.ndarray:
 
 
 def load_dataset(spec: str) -> Dataset:
-    """Resolve a dataset name (``digits:n=64``, a registry entry) or a path."""
-    from membench.core.registry import entry_files, read_entry, unknown
+    """Resolve a dataset name (``digits:n=64``, a registry entry, a plugin) or a path."""
+    from membench.data import DATASETS
 
     path = Path(spec)
     if path.suffix in (".npz", ".npy") or path.is_dir() or path.exists():
@@ -192,14 +162,11 @@ def load_dataset(spec: str) -> Dataset:
             return _load_npy(path)
         raise MembenchError(f"{path}: unsupported dataset file (use .npz, .npy or an image folder)")
     name, overrides = parse_spec(spec)
-    if name == "digits":
-        allowed = {"n", "seed", "holdout"}
-        bad = set(overrides) - allowed
-        if bad:
-            raise MembenchError(f"digits: unknown option(s) {sorted(bad)}; allowed: {sorted(allowed)}")
-        return load_digits_subset(**overrides)
-    if name in entry_files("datasets"):
-        entry = read_entry("datasets", name)
+    loader = DATASETS.find(name)  # code first: a TOML file never shadows a built-in loader
+    if loader is not None:
+        return check_dataset(DATASETS.instantiate(name, loader, overrides), name)
+    if name in DATASETS.entry_files():
+        entry = DATASETS.read_entry(name)
         if "path" in entry:
             base = Path(entry["_entry_path"]).parent
             target = Path(entry["path"])
@@ -209,4 +176,21 @@ def load_dataset(spec: str) -> Dataset:
             ds = load_dataset(format_spec(entry.get("base", "digits"), params))
         ds.spec = format_spec(name, overrides)
         return ds
-    raise unknown("datasets", name, ["digits", *entry_files("datasets")])
+    raise DATASETS.unknown(name)
+
+
+def check_dataset(ds: Any, name: str) -> Dataset:
+    """A loader's result, refused in one line unless it is a valid ``Dataset``."""
+    if not isinstance(ds, Dataset):
+        raise MembenchError(f"dataset {name!r}: its loader returned {type(ds).__name__}, not a membench Dataset")
+    for what, arr in (("images", ds.images), ("heldout", ds.heldout)):
+        if arr is None:
+            continue
+        if not isinstance(arr, np.ndarray) or arr.ndim != 4 or arr.dtype != np.float32:
+            raise MembenchError(f"dataset {name!r}: {what} must be a float32 (N, C, H, W) array, got "
+                                f"{getattr(arr, 'dtype', type(arr).__name__)} {getattr(arr, 'shape', '')}")
+        check_images(arr, f"dataset {name!r} {what}")
+    if ds.heldout is not None and ds.heldout.shape[1:] != ds.images.shape[1:]:
+        raise MembenchError(f"dataset {name!r}: held-out images have shape {ds.heldout.shape[1:]}, "
+                            f"training images {ds.images.shape[1:]}")
+    return ds

@@ -62,12 +62,14 @@ class DetectorOutput:
 
 
 class Detector:
-    """Base class; subclasses are ``@dataclass``es registered with ``@register("detectors", name)``."""
+    """Base class; subclasses are ``@dataclass``es declared in ``membench.detectors.DETECTORS``
+    (or plugins), which sets ``registry_name`` when it loads them."""
 
     registry_name: ClassVar[str] = "?"
     score_name: ClassVar[str] = "score"
-    # True when a larger score means "more memorized" (similarities); False for distances/ratios.
-    higher_is_memorized: ClassVar[bool] = False
+    # The score direction: True when a larger score means "more memorized" (similarities),
+    # False for distances/ratios. No default: every detector must say it (checked on load).
+    higher_is_memorized: ClassVar[bool]
 
     def config(self) -> dict[str, Any]:
         return asdict(self) if hasattr(self, "__dataclass_fields__") else {}
@@ -95,21 +97,22 @@ def check_compatible(samples: np.ndarray, train: Dataset, what: str = "samples")
 
 def make_detector(spec: str) -> Detector:
     """Build a detector from ``name`` or ``name:k=v,...``; declarative variants live in registry/detectors."""
-    from membench.core.registry import entry_files, get_class, instantiate, read_entry
+    from membench.detectors import DETECTORS
 
     name, overrides = parse_spec(spec)
     params: dict[str, Any] = {}
-    if name in entry_files("detectors"):
-        entry = read_entry("detectors", name)
+    cls = DETECTORS.find(name)  # code first: a TOML variant never shadows a detector
+    if cls is None and name in DETECTORS.entry_files():
+        entry = DETECTORS.read_entry(name)
         base = entry.get("base")
         if not base:
             raise MembenchError(f"{entry['_entry_path']}: a detector entry needs 'base = \"<detector>\"'")
         params = dict(entry.get("params", {}))
-        cls = get_class("detectors", base)
-    else:
-        cls = get_class("detectors", name)
+        cls = DETECTORS.get(base)
+    elif cls is None:
+        raise DETECTORS.unknown(name)
     params.update(overrides)
-    det = instantiate("detectors", name, cls, params)
+    det = DETECTORS.instantiate(name, cls, params)
     det.check()
     det.display_name = spec if overrides else name
     return det

@@ -19,11 +19,9 @@ import numpy as np
 from membench.data import Dataset
 from membench.core.errors import MembenchError
 from membench.detectors.knn import knn_l2
-from membench.core.registry import register
 from membench.detectors.base import Detector, DetectorContext, DetectorOutput, check_compatible
 
 
-@register("detectors", "carlini")
 @dataclass
 class CalibratedL2(Detector):
     n: int = 50

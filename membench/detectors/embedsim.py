@@ -1,4 +1,4 @@
-"""Embedding similarity: max cosine similarity of each sample to the training set in an embedder's space.
+"""Embedding similarity: max cosine similarity of each sample to the training set in a feature space.
 
 score = max_i cos(e(x), e(a_i)) over training images a_i (faiss inner product on
 L2-normalized vectors), matched index = the argmax, flagged when score > ``threshold``.
@@ -7,9 +7,10 @@ percentile of the score (recorded in ``info``).
 
 Built-in configurations: ``sscd`` (threshold 0.5, Somepalli et al. 2023), ``clip``
 (open_clip; no canonical copy threshold exists, so the default is a parameter to be
-calibrated with ``membench validate``), ``digits-sim`` (the project's digits embedder) and
-``embedsim`` (any registered embedder by name; default: centred raw pixels, a baseline).
-Training-set embeddings are cached per (dataset, embedder) (``membench.features.cache``).
+calibrated with ``membench validate``), ``digits-sim`` (the project's ``digits-embedder``) and
+``embedsim`` (any extractor of the feature registry by name, ``membench list features``;
+default: centred raw pixels, a baseline). Training-set embeddings are cached per
+(dataset, extractor) (``membench.features.cache``).
 """
 from __future__ import annotations
 
@@ -19,10 +20,9 @@ from typing import Any
 import numpy as np
 
 from membench.data import Dataset
-from membench.features.base import Embedder, make_embedder
+from membench.features.base import FeatureExtractor, make_extractor
 from membench.core.errors import MembenchError
 from membench.detectors.knn import knn_cosine
-from membench.core.registry import register
 from membench.detectors.base import Detector, DetectorContext, DetectorOutput, check_compatible
 
 
@@ -33,7 +33,7 @@ class _SimilarityBase(Detector):
     score_name = "max_cosine"
     higher_is_memorized = True
 
-    def make_embedder(self) -> Embedder:
+    def make_embedder(self) -> FeatureExtractor:
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
@@ -75,23 +75,21 @@ class _SimilarityBase(Detector):
         return DetectorOutput(scores=score, flags=score > self.threshold, nearest=idx[:, 0], info=info)
 
 
-@register("detectors", "embedsim")
 @dataclass
 class EmbeddingSimilarity(_SimilarityBase):
-    """Any registered embedder: ``embedsim:embedder=NAME``; options in ``embedder_options`` (TOML entries)."""
+    """Any registered feature extractor: ``embedsim:embedder=NAME``; options in ``embedder_options`` (TOML entries)."""
 
     embedder: str = "pixels"
     embedder_options: dict[str, Any] = field(default_factory=dict)
     # centred pixels: the 1%-FPR cut of `validate` copies-noise on digits:n=1497 was 0.981 (0.960 on n=64)
     threshold: float = 0.98
 
-    def make_embedder(self) -> Embedder:
+    def make_embedder(self) -> FeatureExtractor:
         if not isinstance(self.embedder_options, dict):
             raise MembenchError("embedsim: embedder_options must be a table of options")
-        return make_embedder(str(self.embedder), **self.embedder_options)
+        return make_extractor(str(self.embedder), **self.embedder_options)
 
 
-@register("detectors", "sscd")
 @dataclass
 class SSCDSimilarity(_SimilarityBase):
     threshold: float = 0.5  # Somepalli et al. 2023
@@ -99,27 +97,25 @@ class SSCDSimilarity(_SimilarityBase):
     weights: str = ""
     size: int = 320
 
-    def make_embedder(self) -> Embedder:
-        return make_embedder("sscd", checkpoint=self.checkpoint, weights=self.weights, size=self.size)
+    def make_embedder(self) -> FeatureExtractor:
+        return make_extractor("sscd", checkpoint=self.checkpoint, weights=self.weights, size=self.size)
 
 
-@register("detectors", "clip")
 @dataclass
 class ClipSimilarity(_SimilarityBase):
     threshold: float = 0.95  # no canonical value and no CLIP weights here to measure one: calibrate with `validate`
     arch: str = "ViT-B-32"
     pretrained: str = "laion2b_s34b_b79k"
 
-    def make_embedder(self) -> Embedder:
-        return make_embedder("clip", arch=self.arch, pretrained=self.pretrained)
+    def make_embedder(self) -> FeatureExtractor:
+        return make_extractor("clip", arch=self.arch, pretrained=self.pretrained)
 
 
-@register("detectors", "digits-sim")
 @dataclass
 class DigitsSimilarity(_SimilarityBase):
     # the 1%-FPR cut on noisy copies vs held-out digits of digits:n=1497 (model card; 0.972 on n=64)
     threshold: float = 0.985
     weights: str = "models/digits-embedder"
 
-    def make_embedder(self) -> Embedder:
-        return make_embedder("digits", weights=self.weights)
+    def make_embedder(self) -> FeatureExtractor:
+        return make_extractor("digits-embedder", weights=self.weights)

@@ -15,7 +15,6 @@ import numpy as np
 from membench.data import Dataset
 from membench.core.errors import MembenchError
 from membench.detectors.knn import knn_l2
-from membench.core.registry import register
 from membench.detectors.base import Detector, DetectorContext, DetectorOutput, check_compatible
 
 
@@ -25,7 +24,6 @@ def quantize_uint8(images: np.ndarray) -> np.ndarray:
     return (levels / 127.5 - 1.0).astype(np.float32)
 
 
-@register("detectors", "l2ratio")
 @dataclass
 class L2Ratio(Detector):
     """Nearest / second-nearest training distance ratio; flagged below ``threshold``."""

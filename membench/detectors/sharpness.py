@@ -39,7 +39,6 @@ import numpy as np
 
 from membench.data import Dataset
 from membench.core.errors import MembenchError
-from membench.core.registry import register
 from membench.detectors.base import Detector, DetectorContext, DetectorOutput, check_compatible
 
 PROBE_STEP = 10_000  # noise_for step offset of the probe vectors (disjoint from sampler steps)
@@ -129,7 +128,6 @@ def _checkpoint_key(spec: Any, which: str) -> str:
     return checkpoint_hash((resolve_model(spec.teacher) if which == "teacher" else spec).checkpoint)
 
 
-@register("detectors", "sharpness")
 @dataclass
 class Sharpness(Detector):
     sigma: float = 0.1

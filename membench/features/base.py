@@ -1,10 +1,12 @@
-"""The embedder interface: images (N, C, H, W) in [-1, 1] -> (N, D) float32 vectors.
+"""The feature-extractor interface: images (N, C, H, W) in [-1, 1] -> (N, D) float32 vectors.
 
-An embedder is a dataclass; its fields are its configuration. ``cache_key()`` names the
-configuration *and* the content of its weights, so cached training-set embeddings are
-reused exactly when they would be recomputed identically. Input conversions (channel
-count, size) are explicit: ``describe(shape)`` says what will be done to images of a shape,
-and detectors record it in every result.
+One interface for the similarity detectors (``embedsim``, ``digits-sim``, ``sscd``, ``clip``)
+and the quality metrics (FID, KID, precision/recall through ``membench.features.fidelity``).
+An extractor is a dataclass; its fields are its configuration. ``cache_key()`` names the
+configuration *and* the content of its weights, so cached features are reused exactly
+when they would be recomputed identically. Input conversions (channel count, size) are
+explicit: ``describe(shape)`` says what will be done to images of a shape, and detectors
+record it in every result; ``input_channels`` and ``input_size`` say which images it takes at all.
 """
 from __future__ import annotations
 
@@ -17,16 +19,18 @@ from typing import Any, ClassVar
 import numpy as np
 
 from membench.core.errors import MembenchError
-from membench.core.specs import parse_spec
 
 EMBED_FORMAT = 1  # bump when preprocessing code changes what an embedder returns
 
 
 @dataclass
-class Embedder:
-    """Base class; subclasses are ``@dataclass``es registered with ``@register("embedders", name)``."""
+class FeatureExtractor:
+    """Base class; subclasses are ``@dataclass``es declared in ``membench.features.FEATURES``
+    (or plugins), which sets ``registry_name`` when it loads them."""
 
     registry_name: ClassVar[str] = "?"
+    input_channels: ClassVar[tuple[int, ...] | None] = (1, 3)  # accepted channel counts (None: any)
+    input_size: ClassVar[tuple[int, int] | None] = None  # the one accepted H x W (None: any, resized inside)
 
     # ---------------------------------------------------------------- to implement
     def _load(self, device: str) -> Any:
@@ -42,8 +46,15 @@ class Embedder:
         return ""
 
     def weights_id(self) -> str:
-        """Content hash (or other stable identity) of the weights; part of the cache key."""
+        """Content hash (or other stable identity) of the weights; part of the cache key.
+
+        Raises UnavailableError when the weights are missing.
+        """
         return "none"
+
+    def feature_dim(self, shape: tuple[int, ...]) -> int:
+        """D for (C, H, W) images; extractors that know it without their network override this."""
+        return int(self.embed(np.zeros((1, *shape), np.float32)).shape[1])
 
     def info(self) -> dict[str, Any]:
         """How embeddings are computed (weights, preprocessing) for result provenance."""
@@ -57,6 +68,17 @@ class Embedder:
 
     def check(self) -> None:
         """Validate the configuration; raise MembenchError with one line if it is bad."""
+
+    def input_problem(self, shape: tuple[int, ...]) -> str | None:
+        """Why images of shape (C, H, W) cannot be embedded (one line), or None."""
+        c, h, w = shape
+        if self.input_channels is not None and c not in self.input_channels:
+            if self.input_channels == (1, 3):
+                return f"images must have 1 (gray) or 3 (RGB) channels, got {c}"
+            return f"images must have {'/'.join(map(str, self.input_channels))} channels, got {c}"
+        if self.input_size is not None and (h, w) != tuple(self.input_size):
+            return f"takes {self.input_size[0]}x{self.input_size[1]} images, got {h}x{w}"
+        return None
 
     def cache_key(self) -> str:
         text = json.dumps([EMBED_FORMAT, self.registry_name, self.config(), self.weights_id()], sort_keys=True,
@@ -77,6 +99,9 @@ class Embedder:
 
         if images.ndim != 4:
             raise MembenchError(f"{self.registry_name}: expected (N, C, H, W) images, got shape {images.shape}")
+        problem = self.input_problem(tuple(images.shape[1:]))
+        if problem:
+            raise MembenchError(f"{self.registry_name}: {problem}")
         check_images(np.asarray(images[:1]), f"{self.registry_name} input", value_range=False)
         model = self.model(device)
         out: list[np.ndarray] = []
@@ -97,16 +122,17 @@ class Embedder:
         return vecs
 
 
-def make_embedder(spec: str, **options: Any) -> Embedder:
-    """Build an embedder from ``name`` or ``name:k=v,...`` (plus keyword options, which win)."""
-    from membench.core.registry import get_class, instantiate
+Embedder = FeatureExtractor  # the name plugins subclassed before the registries merged
 
-    name, overrides = parse_spec(spec)
-    cls = get_class("embedders", name)
-    params = {**overrides, **options}
-    emb = instantiate("embedders", name, cls, params)
-    emb.check()
-    return emb
+
+def make_extractor(spec: str, **options: Any) -> FeatureExtractor:
+    """Build a feature extractor from ``name`` or ``name:k=v,...`` (plus keyword options, which win)."""
+    from membench.features import FEATURES
+
+    return FEATURES.create(spec, **options)
+
+
+make_embedder = make_extractor  # the name detectors and plugins used before the registries merged
 
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}

@@ -13,19 +13,19 @@ import numpy as np
 
 from membench.core.io import atomic_write_bytes
 from membench.data import Dataset
-from membench.features.base import Embedder
+from membench.features.base import FeatureExtractor
 
 CHUNK = 8192  # images embedded per step, so memory-mapped training sets stay out of memory
 
 
-def cache_path(cache_dir: Path | None, dataset: Dataset, embedder: Embedder) -> Path:
+def cache_path(cache_dir: Path | None, dataset: Dataset, embedder: FeatureExtractor) -> Path:
     from membench.core.workspace import default_cache_dir
 
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     return root / "embeddings" / f"{dataset.fingerprint()}-{embedder.registry_name}-{embedder.cache_key()}.npy"
 
 
-def training_embeddings(embedder: Embedder, dataset: Dataset, cache_dir: Path | None = None,
+def training_embeddings(embedder: FeatureExtractor, dataset: Dataset, cache_dir: Path | None = None,
                         device: str = "cpu") -> tuple[np.ndarray, bool]:
     """(N, D) float32 embeddings of ``dataset.images`` and whether they came from the cache."""
     path = cache_path(cache_dir, dataset, embedder)

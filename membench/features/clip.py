@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from membench.core.errors import MembenchError, UnavailableError
-from membench.core.registry import register
 from membench.features import preprocess as pp
-from membench.features.base import Embedder, file_identity
+from membench.features.base import FeatureExtractor, file_identity
 
 HF_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
@@ -31,9 +30,8 @@ def _quiet_open_clip():
     return open_clip
 
 
-@register("embedders", "clip")
 @dataclass
-class ClipEmbedder(Embedder):
+class ClipEmbedder(FeatureExtractor):
     arch: str = "ViT-B-32"
     pretrained: str = "laion2b_s34b_b79k"
     download: bool = True

@@ -1,4 +1,7 @@
-"""The project's own copy-detection embedder for 8x8 gray digits (works offline).
+"""``digits-embedder``: the project's own copy-detection embedder for 8x8 gray digits (offline).
+
+Not to be confused with ``digits-classifier`` (``digits_classifier.py``), the network the
+quality metrics use: this one is trained for copy detection, that one to classify digits.
 
 A small CNN trained SSCD-style (contrastive InfoNCE between two augmented views of each
 image, plus a KoLeo entropy term that spreads descriptors; Pizzi et al. 2022) on synthetic
@@ -17,10 +20,9 @@ from typing import Any
 
 from membench.core.io import read_tagged_json
 from membench.core.errors import MembenchError, UnavailableError
-from membench.core.registry import register
 from membench.core.workspace import builtin_models_dir
 from membench.features import preprocess as pp
-from membench.features.base import Embedder, file_identity
+from membench.features.base import FeatureExtractor, file_identity
 
 DEFAULT_DIR = "models/digits-embedder"
 WEIGHTS_FILE = "model.safetensors"
@@ -55,9 +57,8 @@ def read_config(folder: Path) -> dict[str, Any]:
     return read_tagged_json(cfg_file, FORMAT, "digits embedder config")
 
 
-@register("embedders", "digits")
 @dataclass
-class DigitsEmbedder(Embedder):
+class DigitsEmbedder(FeatureExtractor):
     weights: str = DEFAULT_DIR  # folder with model.safetensors + config.json (relative to the project root)
 
     batch_size = 1024

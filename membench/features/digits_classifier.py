@@ -1,18 +1,21 @@
-"""The project's digits classifier: the offline feature extractor for quality metrics on digits.
+"""``digits-classifier``: the project's digits classifier, the offline features for quality metrics.
 
 A small CNN on 1x8x8 images in [-1, 1]. Its 32-d penultimate layer (before the ReLU, so no
-feature dimension is dead) plays the role Inception's 2048-d pool layer plays for FID on
-natural images. Weights live in ``models/digits-classifier/`` as safetensors plus a JSON
-config; loading never unpickles anything.
+feature dimension is dead), standardized, plays the role Inception's 2048-d pool layer
+plays for FID on natural images. Weights live in ``models/digits-classifier/`` as
+safetensors plus a JSON config; loading never unpickles anything. Not to be confused with
+``digits-embedder`` (``digits.py``), the copy-detection network of ``digits-sim``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from membench.core.io import read_tagged_json
 from membench.core.errors import MembenchError, UnavailableError
 from membench.core.workspace import builtin_models_dir
+from membench.features.base import FeatureExtractor, file_identity
 
 DEFAULT_DIR = builtin_models_dir() / "digits-classifier"
 WEIGHTS_FILE = "model.safetensors"
@@ -97,3 +100,44 @@ def save_classifier(model: Any, folder: Path, cfg: dict[str, Any]) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_FILE))
     atomic_write_json(folder / CONFIG_FILE, {**cfg, "format": FORMAT})
+
+
+@dataclass
+class DigitsClassifierFeatures(FeatureExtractor):
+    """The classifier's standardized 32-d features of 1x8x8 (or 3x8x8, averaged to gray) images."""
+
+    weights: str = ""  # folder with model.safetensors + config.json; empty: the committed classifier
+
+    input_size = (8, 8)  # the network has no resizing: other sizes are refused, not converted
+    batch_size = 256
+
+    def folder(self) -> Path:
+        return resolve_dir(self.weights or None)
+
+    def weights_id(self) -> str:
+        f = self.folder() / WEIGHTS_FILE
+        if not f.is_file():
+            raise UnavailableError(f"digits classifier weights not found: {f} (rebuild with `membench train-classifier`)")
+        return file_identity(f)
+
+    def config(self) -> dict[str, Any]:
+        return {}  # the weights' content hash is the whole identity
+
+    def feature_dim(self, shape: tuple[int, ...]) -> int:
+        cfg = read_tagged_json(self.folder() / CONFIG_FILE, FORMAT, "digits classifier config")
+        return int(cfg.get("feature_dim", FEATURE_DIM))
+
+    def _load(self, device: str) -> Any:
+        net, _ = load_classifier(self.folder())
+        return net.to(device)
+
+    def _embed_batch(self, model: Any, x: Any) -> Any:
+        if x.shape[1] == 3:
+            x = x.mean(dim=1, keepdim=True)  # as the quality metrics always did (not BT.601 luma)
+        return model.features(x)
+
+    def describe(self, shape: tuple[int, ...]) -> str:
+        return "RGB averaged to gray" if shape[0] == 3 else ""
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "weights_dir": str(self.folder())}

@@ -1,21 +1,20 @@
-"""Raw pixels as the embedding: the baseline every learned embedder should beat."""
+"""Raw pixels as the features: the baseline every learned extractor should beat."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from membench.core.registry import register
-from membench.features.base import Embedder
+from membench.features.base import FeatureExtractor
 
 
-@register("embedders", "pixels")
 @dataclass
-class PixelEmbedder(Embedder):
+class PixelEmbedder(FeatureExtractor):
     """Flattened pixels; ``center=True`` subtracts each image's mean (cosine becomes Pearson correlation)."""
 
     center: bool = True
 
     batch_size = 4096
+    input_channels = None  # any image flattens
 
     def _embed_batch(self, model: Any, x: Any) -> Any:
         flat = x.reshape(x.shape[0], -1)

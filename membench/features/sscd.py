@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from membench.core.errors import MembenchError, UnavailableError
-from membench.core.registry import register
 from membench.features import preprocess as pp
-from membench.features.base import Embedder, file_identity
+from membench.features.base import FeatureExtractor, file_identity
 
 URL = "https://dl.fbaipublicfiles.com/sscd-copy-detection/{name}.torchscript.pt"
 CHECKPOINTS = ("sscd_disc_mixup", "sscd_disc_large", "sscd_disc_blur", "sscd_disc_advanced",
@@ -32,9 +31,8 @@ def default_weights_dir() -> Path:
     return default_cache_dir() / "weights"
 
 
-@register("embedders", "sscd")
 @dataclass
-class SSCDEmbedder(Embedder):
+class SSCDEmbedder(FeatureExtractor):
     checkpoint: str = "sscd_disc_mixup"  # the model card's recommended default
     weights: str = ""  # path to a TorchScript file; empty: <cache>/weights/<checkpoint>.torchscript.pt
     size: int = 320

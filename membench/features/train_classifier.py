@@ -37,9 +37,9 @@ def digit_labels(images: np.ndarray) -> np.ndarray:
     after membench's de-duplication), so no split logic is repeated here."""
     from sklearn.datasets import load_digits
 
-    from membench.data.datasets import _digits_pool
+    from membench.data.digits import digits_pool
 
-    keep, pool = _digits_pool()
+    keep, pool = digits_pool()
     target = load_digits().target[keep]
     lookup = {img.tobytes(): int(t) for img, t in zip(pool.astype(np.float32), target)}
     labels = [lookup.get(np.asarray(img, dtype=np.float32).tobytes(), -1) for img in images]
@@ -136,8 +136,9 @@ def render_card(record: dict[str, Any], weights_sha256: str, command: str) -> st
 The offline feature extractor for membench's quality metrics (FID, KID, precision/recall) on
 the built-in digits: a small CNN (three 3x3 convolutions, a 32-d penultimate layer, 10 classes).
 Features are the 32-d penultimate layer before its ReLU, standardized per dimension with the
-mean and standard deviation over the training pool (fixed buffers in the weights); it is registered with torch-fidelity
-as the feature extractor `membench-digits` (layer `32`; `logits` also provided).
+mean and standard deviation over the training pool (fixed buffers in the weights). It is the feature
+extractor `digits-classifier` of membench's feature registry (`--quality-extractor digits`), seen by
+torch-fidelity as `membench-digits-classifier` (layer `features`).
 
 | field | value |
 | --- | --- |

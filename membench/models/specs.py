@@ -55,10 +55,10 @@ def resolve_checkpoint(value: str, entry_path: Path) -> str:
 
 
 def resolve_model(spec: str) -> ModelSpec:
-    from membench.core.registry import read_entry
+    from membench.models import MODELS
 
     name, overrides = parse_spec(spec)
-    entry = read_entry("models", name)
+    entry = MODELS.read_entry(name)
     path = Path(entry["_entry_path"])
     for key in ("role", "checkpoint", "sampler", "dataset"):
         if key not in entry:
@@ -87,13 +87,19 @@ def resolve_model(spec: str) -> ModelSpec:
 
 
 def make_sampler(spec: str) -> Any:
-    from membench.core.registry import get_class, instantiate
+    from membench.models.samplers import SAMPLERS
 
-    name, opts = parse_spec(spec)
-    return instantiate("samplers", name, get_class("samplers", name), opts)
+    return SAMPLERS.create(spec)
 
 
 def model_names() -> list[str]:
-    from membench.core.registry import names
+    from membench.models import MODELS
 
-    return names("models")
+    return MODELS.names()
+
+
+def summary(name: str) -> str:
+    """One line for ``membench list models``: role, sampler, training data, teacher and method."""
+    s = resolve_model(name)
+    extra = f"  teacher={s.teacher} method={s.method}" if s.teacher else ""
+    return f"{s.role:8s} sampler={s.sampler:30s} data={s.dataset}{extra}"

@@ -50,7 +50,9 @@ def evaluate(images: np.ndarray, train: Dataset, extractor: str | ExtractorSpec 
 
     Returns ``{"extractor", "config", "references": {ref: {...}}, "metrics": {ref: {...}}, "notes"}``.
     ``strict``: bad or too small sets raise MembenchError (a one-line reason); otherwise a
-    metric that cannot be computed is NaN and its reason is listed in ``notes``.
+    metric that cannot be computed is NaN and its reason is listed in ``notes``. ``extractor``
+    is any name of the feature registry (``membench list features``) with options, or
+    ``digits`` (the digits classifier), or a resolved ``ExtractorSpec``.
     """
     from membench.core.workspace import default_cache_dir
 
@@ -80,7 +82,7 @@ def evaluate(images: np.ndarray, train: Dataset, extractor: str | ExtractorSpec 
         for name, arr in refs.items():
             for metric in cfg.metrics:
                 problem = count_problem(metric, {"the sample set": len(images), f"the {name} reference ({train.spec})":
-                                                 len(arr)}, ext.dim, cfg)
+                                                 len(arr)}, ext.dim(train.shape), cfg)
                 if problem:
                     raise MembenchError(problem)
     cache_root = Path(cache_dir or default_cache_dir())

@@ -1,10 +1,12 @@
 """Images -> features through torch-fidelity's own extraction loop, cached by content.
 
-Images are quantized to uint8 first (torch-fidelity's input convention, and what a saved
-PNG would hold), so a sample set and the same images read back from files get the same
-features. Features are cached under ``<cache>/quality/features/<key>.npz``, the key being
-the hash of the uint8 pixels and the extractor's identity (weights hash, layer): reference
-sets (held-out, training) are extracted once per extractor.
+The extractor is any entry of the one feature registry (``membench.features``), wrapped
+for torch-fidelity by ``membench.features.fidelity``. Images are quantized to uint8 first
+(torch-fidelity's input convention, and what a saved PNG would hold), so a sample set and
+the same images read back from files get the same features. Features are cached under
+``<cache>/quality/features/<key>.npz``, the key being the hash of the uint8 pixels and the
+extractor's identity (configuration, weights hash, layer): reference sets (held-out,
+training) are extracted once per extractor.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from membench.core.errors import MembenchError
 from membench.features.fidelity import ExtractorSpec, ensure_registered
 
 FEATURE_FORMAT = 1
-_EXTRACTOR_CACHE: dict[tuple[str, str, str, str], Any] = {}
+_EXTRACTOR_CACHE: dict[tuple[str, str], Any] = {}
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -65,11 +67,11 @@ def torch_fidelity_dataset(images: np.ndarray) -> Any:
 def _extractor(ext: ExtractorSpec, device: str) -> Any:
     from torch_fidelity.utils import create_feature_extractor
 
-    key = (ext.tf_name, ext.layer, str(ext.weights), device)
+    key = (json.dumps(ext.identity(), sort_keys=True), device)
     if key not in _EXTRACTOR_CACHE:
-        ensure_registered()
-        fe = create_feature_extractor(ext.tf_name, [ext.layer], cuda=device.startswith("cuda"),
-                                      feature_extractor_weights_path=str(ext.weights), verbose=False)
+        tf_name = ensure_registered(ext.name)
+        fe = create_feature_extractor(tf_name, [ext.layer], cuda=device.startswith("cuda"), extractor=ext.extractor,
+                                      verbose=False)
         _EXTRACTOR_CACHE[key] = fe
     return _EXTRACTOR_CACHE[key]
 
@@ -101,7 +103,7 @@ def cached_features(images: np.ndarray, ext: ExtractorSpec, device: str = "cpu",
         try:
             with np.load(path, allow_pickle=False) as z:
                 feats = z["features"]
-            if feats.shape == (len(images), ext.dim):
+            if feats.ndim == 2 and len(feats) == len(images):  # the key fixes the extractor, hence D
                 return feats
         except Exception:
             pass  # a corrupt cache entry is recomputed and replaced

@@ -30,7 +30,7 @@ QUALITY_COLUMNS = ["quality_extractor"] + [
         f"precision_{ref}", f"precision_{ref}_ci_low", f"precision_{ref}_ci_high",
         f"recall_{ref}", f"recall_{ref}_ci_low", f"recall_{ref}_ci_high", f"quality_n_{ref}")
 ] + ["quality_note"]
-DEFAULT_QUALITY_EXTRACTOR = "digits"
+DEFAULT_QUALITY_EXTRACTOR = "digits-classifier"  # the registry name of `--quality-extractor digits`
 DIRECTION_NOTE = ("Memorized fraction: lower is less memorization; intervals are 95% Wilson intervals over "
                   "samples. Quality (digits-classifier features unless `quality_extractor` in the CSV says "
                   "otherwise): *held-out* columns compare the samples with the held-out images (the fair "

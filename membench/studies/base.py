@@ -24,7 +24,8 @@ class StudyContext:
 
 
 class Study:
-    """Base class; subclasses are ``@dataclass``es registered with ``@register("studies", name)``."""
+    """Base class; subclasses are ``@dataclass``es declared in ``membench.studies.STUDIES``
+    (or plugins), which sets ``registry_name`` and ``description`` when it loads them."""
 
     registry_name: ClassVar[str] = "?"
     description: ClassVar[str] = ""
@@ -59,9 +60,9 @@ def _coerce(cls: type, key: str, value: Any) -> Any:
 
 def make_study(name: str, overrides: dict[str, Any] | None = None, quick: bool = False) -> Study:
     """Build a registered study; ``quick`` applies its seconds-scale configuration first."""
-    from membench.core.registry import get_class
+    from membench.studies import STUDIES
 
-    cls = get_class("studies", name)
+    cls = STUDIES.get(name)
     valid = {f.name for f in fields(cls)}
     params: dict[str, Any] = dict(cls.QUICK) if quick else {}
     overrides = dict(overrides or {})

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from membench.core.errors import MembenchError
-from membench.core.registry import register
 from membench.studies.base import Study, StudyContext, write_record, write_table
 from membench.studies.measure import Evaluator
 from membench.studies.pipeline import distill, image_rows, nfe_control, progress_note, sample, with_steps
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
     from membench.models.specs import ModelSpec
 
 
-@register("studies", "distill-length")
 @dataclass
 class DistillLengthStudy(Study):
     """Student memorization, agreement with the teacher and quality against distillation length."""
@@ -47,7 +45,6 @@ class DistillLengthStudy(Study):
     seed: int = 0
     quality: bool = True
 
-    description = "student memorization (every detector), nearest-image agreement and quality vs distillation length"
     QUICK = {"lengths": (0, 2, 4), "sample_steps": (1, 2), "n_samples": 48, "method": "cd:batch_size=8"}
 
     def check(self) -> None:

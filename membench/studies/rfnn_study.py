@@ -26,12 +26,10 @@ import pandas as pd
 
 from membench.studies import rfnn_model as rfnn
 from membench.core.errors import MembenchError
-from membench.core.registry import register
 from membench.core.stats import wilson_interval
 from membench.studies.base import Study, StudyContext, pyplot, write_figure, write_record, write_table
 
 
-@register("studies", "rfnn")
 @dataclass
 class RFNNStudy(Study):
     """Random-feature model (Bonnaire et al. 2025): Gram spectrum, GD time curve, CD student weights."""
@@ -58,7 +56,6 @@ class RFNNStudy(Study):
     threshold: float = 1.0 / 3.0
     seed: int = 0
 
-    description = "random-feature score model: Gram spectrum, memorization vs GD time and n, CD student's weights"
     QUICK = {"d": 4, "n": 6, "p": 32, "noise_draws": 8, "levels": 4, "time_points": 4, "cd_iterations": 20,
              "cd_batch": 16, "cd_snapshots": (0, 10, 20), "sizes": (4,), "teacher_steps": 1e6, "n_samples": 64, "sample_steps": (1, 2)}
 

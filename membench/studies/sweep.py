@@ -22,7 +22,6 @@ import pandas as pd
 
 from membench.core.io import atomic_write_json, read_tagged_json
 from membench.core.errors import MembenchError
-from membench.core.registry import register
 from membench.studies.base import Study, StudyContext, write_record, write_table
 from membench.studies.measure import Evaluator
 from membench.studies.pipeline import progress_note, teacher_and_student, train_with_snapshots, unet_preset
@@ -31,7 +30,6 @@ from membench.studies.plots import study_figures
 PART_FORMAT = "membench-sweep-part/1"
 
 
-@register("studies", "sweep")
 @dataclass
 class SweepStudy(Study):
     """Teacher and CD-student memorization/quality against the number of training digits."""
@@ -50,7 +48,6 @@ class SweepStudy(Study):
     seed: int = 0
     quality: bool = True
 
-    description = "teacher and CD-student memorization/quality vs training-set size (same budget per size)"
     QUICK = {"sizes": (8, 16), "steps": 4, "method": "cd:iterations=2,batch_size=8", "unet": "tiny",
              "n_samples": 32, "batch_size": 8}
 

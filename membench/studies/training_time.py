@@ -9,14 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from membench.core.errors import MembenchError
-from membench.core.registry import register
 from membench.studies.base import Study, StudyContext, write_record, write_table
 from membench.studies.measure import Evaluator
 from membench.studies.pipeline import progress_note, teacher_and_student, train_with_snapshots, unet_preset
 from membench.studies.plots import study_figures
 
 
-@register("studies", "training-time")
 @dataclass
 class TrainingTimeStudy(Study):
     """Teacher and CD-student memorization and quality at checkpoints along the teacher's training."""
@@ -37,7 +35,6 @@ class TrainingTimeStudy(Study):
     quality: bool = True
     save_teacher: bool = False  # also write the final teacher as a checkpoint folder <out>/teacher
 
-    description = "teacher and CD-student memorization/quality at checkpoints along the teacher's training"
     QUICK = {"dataset": "digits:n=16", "steps": 4, "checkpoints": (2, 4), "distill_checkpoints": (4,),
              "method": "cd:iterations=2,batch_size=8", "unet": "tiny", "n_samples": 32, "batch_size": 8}
 

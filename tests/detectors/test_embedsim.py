@@ -66,7 +66,7 @@ def test_config_key_follows_embedder_weights(tiny_torchscript, tmp_path):  # noq
 
 @pytest.mark.parametrize("spec,match", [
     ("sscd:threshold=1.5", "threshold"), ("clip:threshold=-2", "threshold"), ("digits-sim:threshold=true", "threshold"),
-    ("embedsim:embedder=nope", "unknown embedder"), ("embedsim:embedder=pixels:bogus=1", "unknown option"),
+    ("embedsim:embedder=nope", "unknown feature extractor"), ("embedsim:embedder=pixels:bogus=1", "unknown option"),
 ])
 def test_bad_configs(spec, match):
     with pytest.raises(MembenchError, match=match):

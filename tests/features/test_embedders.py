@@ -111,7 +111,7 @@ def test_digits_embedder_committed_weights():
     sha = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
     assert sha in (folder / "README.md").read_text()  # the model card names these exact weights
     ds = load_dataset("digits:n=64")
-    emb = make_embedder("digits")
+    emb = make_embedder("digits-embedder")
     vecs = emb.embed(ds.images)
     assert vecs.shape == (64, 128)
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
@@ -124,7 +124,7 @@ def test_digits_embedder_committed_weights():
 
 def test_digits_embedder_missing_and_corrupt(tmp_path):
     with pytest.raises(UnavailableError, match="train_digits"):
-        make_embedder("digits", weights=str(tmp_path)).embed(np.zeros((1, 1, 8, 8), np.float32))
+        make_embedder("digits-embedder", weights=str(tmp_path)).embed(np.zeros((1, 1, 8, 8), np.float32))
     import shutil
 
     from membench.features.digits import resolve_dir
@@ -132,7 +132,7 @@ def test_digits_embedder_missing_and_corrupt(tmp_path):
     shutil.copytree(resolve_dir("models/digits-embedder"), tmp_path / "e")
     (tmp_path / "e" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(MembenchError, match="cannot load"):
-        make_embedder("digits", weights=str(tmp_path / "e")).embed(np.zeros((1, 1, 8, 8), np.float32))
+        make_embedder("digits-embedder", weights=str(tmp_path / "e")).embed(np.zeros((1, 1, 8, 8), np.float32))
 
 
 def test_training_embeddings_cached(tmp_path):

@@ -72,7 +72,7 @@ def test_train_classifier_writes_folder_atomically(tmp_path):
     with pytest.raises(MembenchError, match="already exists"):
         build(out, epochs=1)
     ext = resolve_extractor(f"digits:weights={out}")
-    assert ext.weights_sha256 != resolve_extractor("digits").weights_sha256
+    assert ext.identity() != resolve_extractor("digits").identity()
 
 
 # ---------------------------------------------------------------- extractor + torch-fidelity
@@ -82,16 +82,16 @@ def test_pipeline_equals_torch_fidelity_calculate_metrics(digits, tmp_path):
     """Our cached input -> features -> metrics path gives calculate_metrics' numbers exactly."""
     import torch_fidelity
 
-    from membench.features.fidelity import TF_DIGITS, ensure_registered
+    from membench.features.fidelity import ensure_registered
     from membench.quality.features import torch_fidelity_dataset
 
     gen = digits.images[:150]
     rec = evaluate(gen, digits, "digits", FAST, references=["heldout"], cache_dir=tmp_path)
-    ensure_registered()
-    ensure_registered()  # once per process: a second call is a no-op, not a registry clash
+    tf_name = ensure_registered("digits-classifier")
+    assert ensure_registered("digits-classifier") == tf_name  # once per process: a second call is a no-op
     ref = torch_fidelity.calculate_metrics(
-        input1=torch_fidelity_dataset(gen), input2=torch_fidelity_dataset(digits.heldout), feature_extractor=TF_DIGITS,
-        feature_extractor_weights_path=str(resolve_extractor("digits").weights), cuda=False, fid=True, kid=True,
+        input1=torch_fidelity_dataset(gen), input2=torch_fidelity_dataset(digits.heldout), feature_extractor=tf_name,
+        feature_extractor_weights_path=str(resolve_extractor("digits").extractor.folder()), cuda=False, fid=True, kid=True,
         prc=True, kid_subsets=10, kid_subset_size=150, cache=False, save_cpu_ram=True, verbose=False)
     m = rec["metrics"]["heldout"]
     assert m["fid"] == ref["frechet_inception_distance"]
@@ -178,13 +178,13 @@ class _Evil:
 
 
 def test_inception_weights_are_loaded_safely(tmp_path, monkeypatch):
-    from membench.features.fidelity import _load_inception_state
+    from membench.features.inception import load_inception_state
 
     monkeypatch.chdir(tmp_path)
     evil = tmp_path / "evil.pth"
     evil.write_bytes(pickle.dumps({"w": _Evil()}))
     with pytest.raises(MembenchError, match="safe loading refused"):
-        _load_inception_state(evil)
+        load_inception_state(evil)
     assert not (tmp_path / "EVIL_MARKER").exists()
 
 
@@ -200,7 +200,7 @@ def test_inception_extractor_runs_on_gray_digits_with_local_weights(tmp_path, di
     path = tmp_path / "inception.pth"
     torch.save(net.state_dict(), path)
     ext = resolve_extractor(f"inception-v3:weights={path}")
-    assert ext.dim == 2048
+    assert ext.dim(digits.shape) == 2048
     feats = extract(digits.heldout[:1], ext)  # one image each: Inception is slow on a shared CPU
     assert feats.shape == (1, 2048) and np.isfinite(feats).all()
     rgb = extract(np.repeat(digits.heldout[:1], 3, axis=1), ext)
@@ -223,7 +223,7 @@ def test_train_reference_rewards_memorization(digits, tmp_path):
 
 
 def test_evaluate_bad_input(digits, tmp_path):
-    with pytest.raises(MembenchError, match=r"digits extractor takes 1/3x8x8 images, got 1x16x16"):
+    with pytest.raises(MembenchError, match=r"digits-classifier extractor takes 1/3x8x8 images, got 1x16x16"):
         evaluate(np.zeros((50, 1, 16, 16), np.float32), digits, "digits", cache_dir=tmp_path)
     bad = digits.images[:50].copy()
     bad[3, 0, 0, 0] = np.nan
@@ -250,7 +250,7 @@ def test_run_puts_quality_beside_memorization(tiny_teacher, tmp_path, capsys):
     rec = json.loads(files[0].read_text())
     board = pd.read_csv(res / "leaderboard.csv")
     row = board.iloc[0]
-    assert row.sample_key == rec["samples"]["key"] and row.quality_extractor == "digits"
+    assert row.sample_key == rec["samples"]["key"] and row.quality_extractor == "digits-classifier"
     held = rec["metrics"]["fid_heldout"]
     assert row.fid_heldout == pytest.approx(held["value"]) and held["higher_is_better"] is False
     assert rec["info"]["references"]["heldout"]["n"] == 300 and rec["samples"]["n"] == 40

@@ -1,4 +1,5 @@
 """Distillers on the tiny teacher: few iterations, real code paths, files and registry entries."""
+import sys
 import textwrap
 
 import numpy as np
@@ -149,8 +150,8 @@ def install_distiller_plugin(tmp_path, monkeypatch, body):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toydistill\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[membench.distillers]\ntoy = toydistill:Toy\n")
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(registry, "_PLUGINS_LOADED", set())
-    monkeypatch.setitem(registry._REGISTERED, "distillers", dict(registry._REGISTERED["distillers"]))
+    monkeypatch.delitem(sys.modules, "toydistill", raising=False)
+    monkeypatch.setattr(registry.registry("distillers"), "_plugins", None)  # read entry points again, forget after
 
 
 TOY = """

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 import torch
 
 from membench.models.edm import RHO, SIGMA_MAX, SIGMA_MIN
-from membench.core.registry import register
 from membench.models.samplers.karras import Denoiser, NoiseFn, karras_sigmas
 
 
-@register("samplers", "consistency")
 @dataclass
 class ConsistencySampler:
     """``steps`` evaluations of a consistency function at Karras-grid levels.

@@ -7,7 +7,6 @@ from typing import Callable
 import torch
 
 from membench.models.edm import RHO, SIGMA_MAX, SIGMA_MIN
-from membench.core.registry import register
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NoiseFn = Callable[[int], torch.Tensor]  # step -> extra noise (stochastic samplers only)
@@ -69,7 +68,6 @@ class KarrasODESampler:
         return x.clamp(-1.0, 1.0)
 
 
-@register("samplers", "heun")
 @dataclass
 class HeunSampler(KarrasODESampler):
     """Deterministic Heun (2nd order) sampler; 18 steps = 35 network evaluations."""
@@ -77,7 +75,6 @@ class HeunSampler(KarrasODESampler):
     heun: bool = True
 
 
-@register("samplers", "euler")
 @dataclass
 class EulerSampler(KarrasODESampler):
     """Deterministic Euler sampler; ``steps`` network evaluations (the NFE-matched control)."""

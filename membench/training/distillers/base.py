@@ -1,8 +1,8 @@
 """The distiller interface, for built-ins and plugins alike.
 
 A distiller is a dataclass (its fields are its configuration) registered under a name
-(``@register("distillers", "cd")`` for built-ins, the entry-point group
-``membench.training.distillers`` for plugins) with one method::
+(declared in ``membench.training.distillers.DISTILLERS`` for built-ins, the entry-point
+group ``membench.distillers`` for plugins) with one method::
 
     def distill(self, teacher: EDMDenoiser, data: Dataset, ctx: DistillContext) -> StudentResult
 
@@ -24,7 +24,6 @@ import torch
 from membench.data import Dataset
 from membench.models.edm import EDMConfig, EDMDenoiser
 from membench.core.errors import MembenchError
-from membench.core.specs import parse_spec
 
 
 @dataclass
@@ -47,8 +46,8 @@ class StudentResult:
 
 
 class Distiller:
-    registry_name: ClassVar[str] = "?"
-    description: ClassVar[str] = ""
+    registry_name: ClassVar[str] = "?"  # set by the registry on load
+    description: ClassVar[str] = ""  # set from the registry declaration on load
     uses_teacher_weights: ClassVar[bool] = True  # False: teacher-free (e.g. consistency training)
 
     def config(self) -> dict[str, Any]:
@@ -62,15 +61,10 @@ class Distiller:
 
 
 def make_distiller(spec: str) -> Distiller:
-    from membench.core.registry import get_class, instantiate
+    """Build a distiller from ``name`` or ``name:k=v,...`` (validated on load: it has ``distill``)."""
+    from membench.training.distillers import DISTILLERS
 
-    name, overrides = parse_spec(spec)
-    cls = get_class("distillers", name)
-    d = instantiate("distillers", name, cls, overrides)
-    if not callable(getattr(d, "distill", None)):
-        raise MembenchError(f"distiller {name!r} ({cls!r}) has no distill() method")
-    d.check()
-    return d
+    return DISTILLERS.create(spec)
 
 
 # ------------------------------------------------------------------ helpers shared by methods

@@ -18,7 +18,6 @@ import torch
 from membench.data import Dataset
 from membench.models.edm import EDMDenoiser
 from membench.core.errors import MembenchError, UnavailableError
-from membench.core.registry import register
 from membench.models.samplers.karras import karras_sigmas
 from membench.training.distillers.base import DistillContext, Distiller, StudentResult, batches, copy_as, ema_update, training_loop
 
@@ -41,7 +40,6 @@ def distance(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
     raise MembenchError(f"unknown distance {kind!r}")
 
 
-@register("distillers", "cd")
 @dataclass
 class ConsistencyDistillation(Distiller):
     """Consistency distillation from an EDM teacher (Heun teacher step, EMA target)."""
@@ -56,7 +54,6 @@ class ConsistencyDistillation(Distiller):
     sample_steps: int = 1
     seed: int = 0
 
-    description = "Consistency distillation (Song et al. 2023): student from teacher weights, Heun teacher step"
 
     def check(self) -> None:
         if self.iterations < 0 or self.batch_size <= 0 or self.lr <= 0 or self.levels < 2:

@@ -19,7 +19,6 @@ import torch
 from membench.data import Dataset
 from membench.models.edm import EDMConfig, EDMDenoiser, build_unet
 from membench.core.errors import MembenchError
-from membench.core.registry import register
 from membench.models.samplers.karras import karras_sigmas
 from membench.training.distillers.base import DistillContext, Distiller, StudentResult, batches, ema_update, training_loop
 from membench.training.distillers.cd import distance
@@ -38,7 +37,6 @@ def lognormal_level_probs(sigmas: torch.Tensor, p_mean: float, p_std: float) -> 
     return p / p.sum()
 
 
-@register("distillers", "ct")
 @dataclass
 class ConsistencyTraining(Distiller):
     """Improved consistency training from random initialization (uses the data, not the teacher)."""
@@ -54,7 +52,6 @@ class ConsistencyTraining(Distiller):
     sample_steps: int = 1
     seed: int = 0
 
-    description = "Improved consistency training (Song & Dhariwal 2023), random init, no teacher weights"
     uses_teacher_weights = False
 
     def check(self) -> None:

@@ -19,7 +19,6 @@ import torch
 from membench.data import Dataset
 from membench.models.edm import EDMDenoiser
 from membench.core.errors import MembenchError
-from membench.core.registry import register
 from membench.training.distillers.base import DistillContext, Distiller, StudentResult, batches, copy_as, ema_update, training_loop
 
 
@@ -34,7 +33,6 @@ def euler(d: EDMDenoiser, x: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor
     return x + (tn - tv) * (x - d(x, t)) / tv
 
 
-@register("distillers", "pd")
 @dataclass
 class ProgressiveDistillation(Distiller):
     """Progressive distillation: halve the Euler step count stage by stage."""
@@ -48,7 +46,6 @@ class ProgressiveDistillation(Distiller):
     clip: float = 1.0
     seed: int = 0
 
-    description = "Progressive distillation (Salimans & Ho 2022): 2 teacher Euler steps -> 1 student step per stage"
 
     def check(self) -> None:
         n, f = self.start_steps, self.final_steps
