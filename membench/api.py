@@ -89,7 +89,7 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     from membench.core.workspace import resolve_results
     from membench.data import load_dataset
     from membench.detectors.base import DetectorContext
-    from membench.measure import measure, resolve_quality
+    from membench.measure import measure
     from membench.models.samples import resolve_device
     from membench.models.specs import resolve_model
     from membench.store import leaderboard

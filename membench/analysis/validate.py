@@ -20,7 +20,6 @@ default threshold. Rows are merged into ``<results>/validation.csv`` and ``.md``
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Sequence
 

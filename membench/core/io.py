@@ -81,6 +81,42 @@ def read_tagged_json(path: Path, fmt: str, what: str) -> dict[str, Any]:
     return data
 
 
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def hash_file_into(h: Any, path: str | Path) -> None:
+    """Feed a file's bytes into the hash object ``h`` in 1 MiB blocks (large weights stay out of memory)."""
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+
+
+def file_stamp(path: str | Path) -> tuple[str, int, int]:
+    """(resolved path, size, mtime): changes when a file is replaced in place."""
+    p = Path(path)
+    st = p.stat()
+    return str(p.resolve()), st.st_size, st.st_mtime_ns
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file, memoized on its stamp so that large weights are hashed once per process."""
+    import hashlib
+
+    key = file_stamp(path)
+    if key not in _FILE_HASHES:
+        h = hashlib.sha256()
+        hash_file_into(h, path)
+        _FILE_HASHES[key] = h.hexdigest()
+    return _FILE_HASHES[key]
+
+
+def json_digest(parts: Any, length: int = 12) -> str:
+    """A short, stable content key of JSON-able ``parts`` (configurations, provenance)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
 def array_digest(arr: np.ndarray) -> str:
     """Content key of an array: its dtype, shape and bytes."""
     import hashlib

@@ -10,10 +10,7 @@ record it in every result; ``input_channels`` and ``input_size`` say which image
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -81,9 +78,9 @@ class FeatureExtractor:
         return None
 
     def cache_key(self) -> str:
-        text = json.dumps([EMBED_FORMAT, self.registry_name, self.config(), self.weights_id()], sort_keys=True,
-                          default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        from membench.core.io import json_digest
+
+        return json_digest([EMBED_FORMAT, self.registry_name, self.config(), self.weights_id()], 16)
 
     def model(self, device: str = "cpu") -> Any:
         cache = self.__dict__.setdefault("_models", {})
@@ -135,18 +132,4 @@ def make_extractor(spec: str, **options: Any) -> FeatureExtractor:
 make_embedder = make_extractor  # the name detectors and plugins used before the registries merged
 
 
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def file_identity(path: str | Path) -> str:
-    """sha256 of a weights file, memoized on (path, size, mtime) so large files are hashed once."""
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
+from membench.core.io import file_sha256 as file_identity  # noqa: E402,F401 (the one file hasher)

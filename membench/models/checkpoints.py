@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from membench.core.io import atomic_directory, atomic_write_json, read_tagged_json
+from membench.core.io import (atomic_directory, atomic_write_json, file_sha256, file_stamp,  # noqa: F401 (re-exported)
+                              hash_file_into, read_tagged_json)
 from membench.models.edm import EDMConfig, EDMDenoiser
 from membench.core.errors import MembenchError
 
@@ -49,27 +50,27 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return read_tagged_json(meta_file, FORMAT, "checkpoint metadata")
 
 
+_CHECKPOINT_HASHES: dict[tuple, str] = {}
+
+
 def checkpoint_hash(path: str | Path) -> str:
-    """SHA-256 over the weights and both configs: the identity of a checkpoint's content."""
+    """SHA-256 over the weights and both configs: the identity of a checkpoint's content.
+
+    Memoized on the files' stamps (size, mtime): a checkpoint replaced in place (retrained)
+    in a long-lived process gets its new hash, an unchanged one is read once."""
     p = _resolve(path)
-    h = hashlib.sha256()
-    for rel in (META_FILE, "unet/config.json", WEIGHTS):
-        f = p / rel
+    files = [(rel, p / rel) for rel in (META_FILE, "unet/config.json", WEIGHTS)]
+    for rel, f in files:
         if not f.is_file():
             raise MembenchError(f"{p}: checkpoint is incomplete (missing {rel})")
-        h.update(rel.encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    key = tuple(file_stamp(f) for _, f in files)
+    if key not in _CHECKPOINT_HASHES:
+        h = hashlib.sha256()
+        for rel, f in files:
+            h.update(rel.encode())
+            hash_file_into(h, f)
+        _CHECKPOINT_HASHES[key] = h.hexdigest()
+    return _CHECKPOINT_HASHES[key]
 
 
 def load_denoiser(path: str | Path, device: str | torch.device = "cpu") -> tuple[EDMDenoiser, dict[str, Any]]:

@@ -6,9 +6,7 @@ and every later run. Sample ``i`` always starts from noise ``noise_for(seed, i)`
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,8 +55,9 @@ def resolve_device(device: str) -> str:
 
 
 def sample_key(checkpoint_hash: str, sampler: str, seed: int, n: int) -> str:
-    text = json.dumps([SAMPLE_FORMAT, checkpoint_hash, sampler, int(seed), int(n)])
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    from membench.core.io import json_digest
+
+    return json_digest([SAMPLE_FORMAT, checkpoint_hash, sampler, int(seed), int(n)], 20)
 
 
 def generate(model: Any, sampler: Any, n: int, seed: int, shape: tuple[int, int, int], device: str,

@@ -12,7 +12,6 @@ under ``<cache>/quality/metrics/<key>.json``, the key hashing the uint8 pixels o
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -40,7 +39,9 @@ def reference_images(train: Dataset, which: str) -> np.ndarray | None:
 
 
 def _metrics_key(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    from membench.core.io import json_digest
+
+    return json_digest(parts, 24)
 
 
 def evaluate(images: np.ndarray, train: Dataset, extractor: str | ExtractorSpec = "digits",

@@ -13,7 +13,6 @@ these records only.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import warnings
@@ -29,7 +28,9 @@ KINDS = ("detection", "quality", "validation", "study")
 
 def content_key(parts: Any) -> str:
     """A short, stable hash of JSON-able ``parts`` (configurations, provenance)."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    from membench.core.io import json_digest
+
+    return json_digest(parts, 12)
 
 
 def _safe(name: str) -> str:

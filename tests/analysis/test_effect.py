@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sps
 
 from membench.analysis.check import difference_interval
-from membench.analysis.effect import Paired, compare, effect_table, mcnemar, pair_arrays, paired_difference_interval
+from membench.analysis.effect import compare, effect_table, mcnemar, pair_arrays, paired_difference_interval
 from membench.core.errors import MembenchError
 from membench.store.records import Metric, Record, iter_records, read_record, record_path, write_record
 
