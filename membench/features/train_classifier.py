@@ -129,40 +129,33 @@ def train_classifier(cfg: ClassifierTrainConfig, progress: bool = False) -> tupl
 
 
 def render_card(record: dict[str, Any], weights_sha256: str, command: str) -> str:
+    from membench.training.modelcard import render_card as card
+
     lo, hi = record["heldout_ci95"]
     cfg = record["config"]
-    return f"""# digits-classifier
-
-The offline feature extractor for membench's quality metrics (FID, KID, precision/recall) on
-the built-in digits: a small CNN (three 3x3 convolutions, a 32-d penultimate layer, 10 classes).
-Features are the 32-d penultimate layer before its ReLU, standardized per dimension with the
-mean and standard deviation over the training pool (fixed buffers in the weights). It is the feature
-extractor `digits-classifier` of membench's feature registry (`--quality-extractor digits`), seen by
-torch-fidelity as `membench-digits-classifier` (layer `features`).
-
-| field | value |
-| --- | --- |
-| training data | `{record['dataset']}`: all {record['n_train']} non-held-out digits (fingerprint `{record['dataset_fingerprint']}`), labels from scikit-learn |
-| held-out data | the default held-out split ({record['n_heldout']} images, seed {cfg['seed']}): never seen in training |
-| held-out accuracy | {record['heldout_accuracy']:.4f} ({record['heldout_correct']}/{record['n_heldout']}; 95% Wilson CI {lo:.4f}-{hi:.4f}) |
-| training accuracy | {record['train_accuracy']:.4f} |
-| training | {cfg['epochs']} epochs, batch {cfg['batch_size']}, AdamW lr {cfg['lr']} (one-cycle), weight decay {cfg['weight_decay']}, random shifts of up to {cfg['shift']} px, seed {cfg['seed']} |
-| final training loss | {record['final_loss']:.4f} |
-| measured wall time | {record['wall_time_s']} s on cpu ({record['threads']} CPU thread(s)), torch {record['torch']} |
-| weights | `model.safetensors`, sha256 `{weights_sha256}` |
-
-Because the extractor was trained on the training pool, features of training images are
-slightly "cleaner" than those of unseen images: the held-out reference is the fair one.
-
-## Rebuild
-
-```bash
-{command}
-```
-
-Seeded; the same torch version on the same device reproduces the run (bitwise identity
-across machines is not guaranteed by PyTorch).
-"""
+    summary = ("The offline feature extractor for membench's quality metrics (FID, KID, precision/recall) on\n"
+               "the built-in digits: a small CNN (three 3x3 convolutions, a 32-d penultimate layer, 10 classes).\n"
+               "Features are the 32-d penultimate layer before its ReLU, standardized per dimension with the\n"
+               "mean and standard deviation over the training pool (fixed buffers in the weights). It is the feature\n"
+               "extractor `digits-classifier` of membench's feature registry (`--quality-extractor digits`), seen by\n"
+               "torch-fidelity as `membench-digits-classifier` (layer `features`).")
+    fields = [
+        ("training data", f"`{record['dataset']}`: all {record['n_train']} non-held-out digits (fingerprint "
+                          f"`{record['dataset_fingerprint']}`), labels from scikit-learn"),
+        ("held-out data", f"the default held-out split ({record['n_heldout']} images, seed {cfg['seed']}): never seen in "
+                          "training"),
+        ("held-out accuracy", f"{record['heldout_accuracy']:.4f} ({record['heldout_correct']}/{record['n_heldout']}; "
+                              f"95% Wilson CI {lo:.4f}-{hi:.4f})"),
+        ("training accuracy", f"{record['train_accuracy']:.4f}"),
+        ("training", f"{cfg['epochs']} epochs, batch {cfg['batch_size']}, AdamW lr {cfg['lr']} (one-cycle), weight decay "
+                     f"{cfg['weight_decay']}, random shifts of up to {cfg['shift']} px, seed {cfg['seed']}"),
+        ("final training loss", f"{record['final_loss']:.4f}"),
+        ("measured wall time", f"{record['wall_time_s']} s on cpu ({record['threads']} CPU thread(s)), torch {record['torch']}"),
+        ("weights", f"`model.safetensors`, sha256 `{weights_sha256}`"),
+    ]
+    note = ("Because the extractor was trained on the training pool, features of training images are\n"
+            "slightly \"cleaner\" than those of unseen images: the held-out reference is the fair one.")
+    return card("digits-classifier", summary, fields, command, [("Which reference", note)])
 
 
 def build(out: str | Path | None = None, force: bool = False, epochs: int | None = None,

@@ -174,24 +174,25 @@ def evaluate(net: Any, noise: float = 0.1, seed: int = 0) -> dict[str, Any]:
 
 
 def card(out: Path, record: dict[str, Any], ev: dict[str, Any], sha: str, command: str) -> str:
-    cfg = json.dumps(record["config"], indent=2, sort_keys=True)
-    return f"""# digits-embedder
+    from membench.training.modelcard import render_card
 
-Copy-detection embedder for 8x8 gray digits (membench's offline embedder for the `digits-sim` detector).
-A 5-layer CNN (conv 1-32-32-64-64, linear 1024-256-{record['config']['dim']}), L2-normalized output.
-
-| field | value |
-| --- | --- |
-| training data | {record['config']['pool']} synthetic glyphs (`membench.features.glyphs.render(n, seed={record['config']['seed']})`: Pillow's bundled font, random letters/digits/symbols and strokes, rendered like optdigits); **no sklearn digit is used** |
-| objective | InfoNCE between two augmented views (tau = {record['config']['tau']}) + {record['config']['koleo']} x KoLeo entropy term (SSCD-style, Pizzi et al. 2022) |
-| steps x batch | {record['config']['steps']} x {record['config']['batch_size']}, AdamW lr {record['config']['lr']} cosine-decayed |
-| measured wall time | {record['wall_time_s']} s ({record['render_time_s']} s rendering; process CPU time {record.get('cpu_time_s', '?')} s, load average {record.get('load_average_1min', '?')} at the end) on CPU, {record['threads']} thread(s), torch {record['torch']} |
-| final loss (mean of last 100 steps) | {record['final_loss']:.4f} |
-| weights sha256 (`model.safetensors`) | `{sha}` |
-
-## Measured separation on the real digits (unseen in training)
-
-Noisy copies (Gaussian, std {ev['noise_std']} in [-1, 1] units) of the {ev['n_pos']} training-pool digits of
+    c = record["config"]
+    summary = ("Copy-detection embedder for 8x8 gray digits (membench's offline embedder for the `digits-sim` detector).\n"
+               f"A 5-layer CNN (conv 1-32-32-64-64, linear 1024-256-{c['dim']}), L2-normalized output.")
+    fields = [
+        ("training data", f"{c['pool']} synthetic glyphs (`membench.features.glyphs.render(n, seed={c['seed']})`: Pillow's "
+                          "bundled font, random letters/digits/symbols and strokes, rendered like optdigits); **no sklearn "
+                          "digit is used**"),
+        ("objective", f"InfoNCE between two augmented views (tau = {c['tau']}) + {c['koleo']} x KoLeo entropy term "
+                      "(SSCD-style, Pizzi et al. 2022)"),
+        ("steps x batch", f"{c['steps']} x {c['batch_size']}, AdamW lr {c['lr']} cosine-decayed"),
+        ("measured wall time", f"{record['wall_time_s']} s ({record['render_time_s']} s rendering; process CPU time "
+                               f"{record.get('cpu_time_s', '?')} s, load average {record.get('load_average_1min', '?')} at "
+                               f"the end) on CPU, {record['threads']} thread(s), torch {record['torch']}"),
+        ("final loss (mean of last 100 steps)", f"{record['final_loss']:.4f}"),
+        ("weights sha256 (`model.safetensors`)", f"`{sha}`"),
+    ]
+    separation = f"""Noisy copies (Gaussian, std {ev['noise_std']} in [-1, 1] units) of the {ev['n_pos']} training-pool digits of
 `{ev['dataset']}` versus its {ev['n_neg']} held-out digits; score = max cosine similarity to the training pool.
 
 | metric | value |
@@ -201,23 +202,9 @@ Noisy copies (Gaussian, std {ev['noise_std']} in [-1, 1] units) of the {ev['n_po
 | copies whose nearest training digit is their source | {ev['copy_retrieval']:.3f} |
 | 99th percentile of held-out max similarity | {ev['neg_similarity_p99']:.4f} |
 
-`membench validate --detector digits-sim` measures it per model and task.
-
-## Rebuild
-
-```bash
-{command}
-```
-
-Seeded; the same torch version on the same device reproduces the weights (bitwise identity
-across machines is not guaranteed by PyTorch).
-
-## Configuration
-
-```json
-{cfg}
-```
-"""
+`membench validate --detector digits-sim` measures it per model and task."""
+    return render_card("digits-embedder", summary, fields, command,
+                       [("Measured separation on the real digits (unseen in training)", separation)], config=c)
 
 
 def build(out: str | Path, cfg: TrainConfig, force: bool = False, progress: bool = True, command: str = "") -> Path:
