@@ -46,14 +46,14 @@ def check_count(n: Any, what: str = "--n-samples") -> int:
     return n
 
 
-def model_subject(spec: "ModelSpec", nfe: int | None = None, checkpoint_hash: str | None = None) -> dict[str, Any]:
+def model_subject(spec: ModelSpec, nfe: int | None = None, checkpoint_hash: str | None = None) -> dict[str, Any]:
     """A registered model as the subject of a record."""
     return {"name": spec.name, "role": spec.role, "teacher": spec.teacher, "method": spec.method,
             "sampler": spec.sampler, "nfe": nfe, "dataset": spec.dataset, "checkpoint_hash": checkpoint_hash}
 
 
-def model_image_set(spec: "ModelSpec", train: "Dataset", n: int, seed: int, device: str,
-                    cache_dir: Path | None, progress: bool = False) -> "ImageSet":
+def model_image_set(spec: ModelSpec, train: Dataset, n: int, seed: int, device: str,
+                    cache_dir: Path | None, progress: bool = False) -> ImageSet:
     """The samples of a registered model as an image set, generated (or read from the cache) only when needed."""
     from membench.measure import ImageSet
     from membench.models.checkpoints import checkpoint_hash
@@ -75,7 +75,7 @@ def model_image_set(spec: "ModelSpec", train: "Dataset", n: int, seed: int, devi
 def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] = "l2ratio", n_samples: int = 1000,
         seed: int = 0, device: str = "auto", results_dir: str | Path | None = None,
         cache_dir: str | Path | None = None, progress: bool = False, force: bool = False, quality: bool = True,
-        quality_extractor: str = "digits") -> "pd.DataFrame":
+        quality_extractor: str = "digits") -> pd.DataFrame:
     """Evaluate every (model, detector) pair; returns this run's rows of the leaderboard.
 
     Samples ``n_samples`` images per model (noise ``i`` of ``seed`` for sample ``i``, the same
@@ -127,7 +127,7 @@ def _check_quality_extractor(name: str) -> None:
         pass
 
 
-def file_image_set(samples: "str | Path | np.ndarray", train: "Dataset", seed: int = 0) -> "ImageSet":
+def file_image_set(samples: str | Path | np.ndarray, train: Dataset, seed: int = 0) -> ImageSet:
     """Samples made elsewhere (``.npz``/``.npy``/image folder, or an array) as an image set."""
     import numpy as np
 
@@ -145,9 +145,9 @@ def file_image_set(samples: "str | Path | np.ndarray", train: "Dataset", seed: i
     return ImageSet.of_images(images, subject, train, seed=seed, source=str(samples) if name != "array" else "array")
 
 
-def detect(samples: "str | Path | np.ndarray", train: str, detectors: str | Sequence[str] = "l2ratio",
+def detect(samples: str | Path | np.ndarray, train: str, detectors: str | Sequence[str] = "l2ratio",
            device: str = "auto", progress: bool = False, results_dir: str | Path | None = None
-           ) -> "tuple[pd.DataFrame, dict[str, Any]]":
+           ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Run detectors on samples made elsewhere (``.npz``/``.npy``/image folder or an array).
 
     Returns (one row per detector, {detector: its record}); each record's ``arrays`` hold the
@@ -168,10 +168,10 @@ def detect(samples: "str | Path | np.ndarray", train: str, detectors: str | Sequ
     return build(result.records), {r.test["name"]: r for r in result.records if r.ok}
 
 
-def quality(samples: "str | Path | np.ndarray", train: str, extractor: str = "digits",
+def quality(samples: str | Path | np.ndarray, train: str, extractor: str = "digits",
             references: str | Sequence[str] = ("heldout", "train"), metrics: str | Sequence[str] = ("fid", "kid", "prc"),
             kid_subsets: int = 100, device: str = "auto", cache_dir: str | Path | None = None,
-            results_dir: str | Path | None = None) -> "tuple[pd.DataFrame, Any]":
+            results_dir: str | Path | None = None) -> tuple[pd.DataFrame, Any]:
     """Quality of samples made elsewhere against ``train``'s held-out and/or training images.
 
     One row per reference (never pooled: quality against the training images rewards

@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-quality", dest="quality", action="store_false",
                    help="skip the sample-quality metrics (FID, KID, precision/recall)")
     p.add_argument("--quality-extractor", default="digits",
-                   help="quality features: digits (default, offline) or inception-v3[:weights=FILE]")
+                   help="quality features: digits (default: the digits classifier, offline), inception-v3[:weights=FILE], "
+                        "or any extractor of `membench list features`")
     _add_common(p)
 
     p = sub.add_parser("detect", help="run detectors on samples made elsewhere (.npz/.npy or image folder)")
@@ -63,7 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default=None, help=RESULTS_HELP + "; the records join the leaderboard")
     _add_common(p)
 
-    # -- issue 4: detector validation
     p = sub.add_parser("validate", help="measure how well detectors separate memorized from novel images (AUC table)")
     p.add_argument("--detector", "--detectors", dest="detectors", default="all", help="NAME[:k=v][,NAME...] or all (default: all)")
     p.add_argument("--model", "--models", dest="models", default="teacher", help="model(s) whose training set and samples are used (default: teacher)")
@@ -95,13 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-samples", type=int, default=1000, help="samples for the model card's l2ratio (0: skip)")
     _add_common(p)
 
-    # --- quality (issue 5)
     p = sub.add_parser("quality", help="FID, KID, precision/recall of samples made elsewhere vs held-out/training images")
     p.add_argument("--samples", required=True, help=".npz/.npy file or image folder")
     p.add_argument("--train", required=True, help="dataset whose held-out and training images are the references")
     p.add_argument("--reference", default="heldout,train", help="heldout, train or both (default: heldout,train)")
     p.add_argument("--metrics", default="fid,kid,prc", help="any of fid, kid, prc (default: all)")
-    p.add_argument("--extractor", default="digits", help="digits (default, offline) or inception-v3[:weights=FILE]")
+    p.add_argument("--extractor", default="digits", help="digits (default: the digits classifier, offline), "
+                   "inception-v3[:weights=FILE], or any extractor of `membench list features`")
     p.add_argument("--kid-subsets", type=int, default=100)
     p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     _add_common(p)
@@ -113,8 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing classifier")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     _add_workspace(p)
-    # --- end quality
-    # --- report / check / baseline (issue 6) ---
     p = sub.add_parser("report", help="write the HTML report (+ CSV/Markdown) from the result files")
     p.add_argument("--results-dir", default=None, help=RESULTS_HELP)
     p.add_argument("--out", default=None, help="output folder (default: <results-dir>/report)")

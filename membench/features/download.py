@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
+from membench.core.io import FILE_MODE
+
 TRUTHY = {"1", "true", "yes", "on"}
 
 
@@ -41,6 +43,7 @@ def download(url: str, dest: Path, timeout: float = 30.0) -> None:
         with os.fdopen(fd, "wb") as out, urlopen(url, timeout=timeout) as resp:  # noqa: S310 - fixed https URL
             for block in iter(lambda: resp.read(1 << 20), b""):
                 out.write(block)
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; the cache follows the user's umask
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

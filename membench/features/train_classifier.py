@@ -165,7 +165,12 @@ def build(out: str | Path | None = None, force: bool = False, epochs: int | None
     from membench.models.checkpoints import file_sha256
     from membench.features.digits_classifier import WEIGHTS_FILE, resolve_dir, save_classifier
 
-    target = resolve_dir(out)
+    from membench.core.workspace import Workspace, check_outside_package
+
+    # The committed classifier is package data: rebuilding it there needs an explicit --out.
+    target = resolve_dir(out) if out is not None else Workspace.resolve().models / "digits-classifier"
+    if out is None:
+        check_outside_package(target, "output folder", "--out")
     if target.exists() and not force:
         raise MembenchError(f"{target} already exists (use --force to replace it)")
     import torch
