@@ -80,6 +80,22 @@ def test_distill_length_quick(tiny_teacher, tmp_path):
     assert s0.pixel_fd_heldout == pytest.approx(c1.pixel_fd_heldout, rel=1e-3)
     for f in ("memorization.png", "pairing.png", "quality.png", "tradeoff.png", "examples.png", "record.json"):
         assert (out / f).is_file()
+    # The study's points are records of the one store: the report reads them, students paired with the teacher.
+    from membench.store.records import iter_records
+
+    recs = list(iter_records(out, "detection"))
+    assert len(recs) == len(t) and {r.subject["study"] for r in recs} == {"distill-length"}
+    row = t[(t.model == "student") & (t.length == 2) & (t.steps == 1)].iloc[0]
+    rec = next(r for r in recs if r.subject["name"] == "distill-length/student/length=2/steps=1/nfe=1"
+               and r.test["name"] == row.detector)
+    assert rec.value("memorized") == row.memorized and rec.subject["teacher"].startswith("distill-length/teacher")
+    assert main(["report", "--results-dir", str(out), "--quiet"]) == 0
+    effect = pd.read_csv(out / "report" / "effect.csv")
+    assert (effect["status"] == "ok").all() and len(effect) == len(t[t.model != "teacher"])
+    # a rerun reuses the stored measurements: the table is the same
+    assert main(["study", "distill-length", "--quick", "--quiet", "--set", "teacher=tiny", "--set", "n_samples=16",
+                 "--out", str(out)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out / "distill_length.csv"), t)
 
 
 def test_training_time_then_distill_length_on_its_teacher(tmp_path, monkeypatch):
