@@ -5,10 +5,12 @@ distilled with the same method; the known shape (Gu et al. 2023; Bonnaire et al.
 that memorization falls as the training set grows. All sizes share the held-out split and
 are nested subsets (``digits:n=16`` is inside ``digits:n=64``).
 
-Each size is written to ``<out>/parts/n_train=<size>.json`` as soon as it is done, tagged with
-the options it depends on; a rerun with the same options skips the sizes already there, so an
+Each size is stored as soon as it is done, as a ``study`` record of the one store
+(``<out>/records/study/sweep_n_train=<size>/``) keyed by the options it depends on and holding
+that size's rows; a rerun with the same options reuses the sizes already there, so an
 interrupted sweep resumes, and disjoint ``--set sizes=...`` runs into one folder (for example
-one per core) are combined by a last run over all the sizes.
+one per core) are combined by a last run over all the sizes. The measurements behind the rows
+are detection and quality records in the same store.
 """
 from __future__ import annotations
 
@@ -20,14 +22,13 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from membench.core.io import atomic_write_json, read_tagged_json
 from membench.core.errors import MembenchError
+from membench.store.records import Record, read_record, record_path, write_record as store_record
 from membench.studies.base import Study, StudyContext, write_record, write_table
 from membench.studies.measure import Evaluator
 from membench.studies.pipeline import progress_note, teacher_and_student, train_with_snapshots, unet_preset
 from membench.studies.plots import study_figures
 
-PART_FORMAT = "membench-sweep-part/1"
 
 
 @dataclass
@@ -66,9 +67,11 @@ class SweepStudy(Study):
             part = self._load_part(out, size)
             if part is None:
                 part = self._run_size(size, ctx, note, out)
-                atomic_write_json(self._part_path(out, size), part)
+                rec = self._part_record(size)
+                rec.stats = part
+                store_record(out, rec)
             else:
-                note(f"size {size}: done in an earlier run ({self._part_path(out, size)}), reused")
+                note(f"size {size}: done in an earlier run ({record_path(out, self._part_record(size))}), reused")
                 reused.append(size)
             rows += part["rows"]
             columns.update(dict.fromkeys(part["columns"]))  # JSON objects lose the column order
@@ -96,8 +99,7 @@ class SweepStudy(Study):
         # pandas' JSON round trip writes NaN as null (the json module would write bare NaN)
         frame = pd.DataFrame(rows)
         rows = json.loads(frame.to_json(orient="records"))
-        return {"format": PART_FORMAT, "options": self._part_options(size), "device": ctx.device,
-                "columns": list(frame.columns), "rows": rows,
+        return {"device": ctx.device, "columns": list(frame.columns), "rows": rows,
                 "teacher_training": {"wall_time_s": record["wall_time_s"], "final_loss": record["final_loss"]},
                 "detectors_skipped": ev.skipped, "quality_note": ev.quality_note}
 
@@ -106,14 +108,17 @@ class SweepStudy(Study):
         opts = {k: v for k, v in self.config().items() if k != "sizes"}
         return json.loads(json.dumps({**opts, "n_train": size}, default=list))
 
-    @staticmethod
-    def _part_path(out: Path, size: int) -> Path:
-        return out / "parts" / f"n_train={size}.json"
+    def _part_record(self, size: int) -> Record:
+        """The study record of one size (what it depends on; its rows are filled in when run)."""
+        from membench import __version__
+
+        return Record(kind="study", subject={"name": f"sweep/n_train={size}", "study": self.registry_name},
+                      samples={"n": self.n_samples, "seed": self.seed},
+                      data={"spec": f"digits:n={size},seed={self.data_seed}"},
+                      test={"name": self.registry_name, "config": self._part_options(size)},
+                      created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), membench=__version__)
 
     def _load_part(self, out: Path, size: int) -> dict[str, Any] | None:
-        """The earlier result for ``size`` if it was made with the same options, else None (recompute)."""
-        path = self._part_path(out, size)
-        if not path.is_file():
-            return None
-        part = read_tagged_json(path, PART_FORMAT, "sweep part")
-        return part if part.get("options") == self._part_options(size) else None
+        """The earlier rows for ``size`` if they were made with the same options, else None (compute)."""
+        path = record_path(out, self._part_record(size))
+        return read_record(path).stats if path.is_file() else None  # a corrupt record: one-line error

@@ -127,7 +127,8 @@ def test_sweep_resumes_finished_sizes(tmp_path):
     base = ["sweep", "--quick", "--quiet", "--set", "n_samples=12", "--out", str(out)]
     assert main(base + ["--set", "sizes=8"]) == 0
     first = pd.read_csv(out / "sweep.csv")
-    part = out / "parts" / "n_train=8.json"
+    (part,) = (out / "records" / "study").glob("*/*.json")  # size 8's rows, a study record
+    assert json.loads(part.read_text())["test"]["config"]["n_train"] == 8
     stamp = part.stat().st_mtime_ns
     assert main(base + ["--set", "sizes=8,16"]) == 0
     record = json.loads((out / "record.json").read_text())
@@ -138,16 +139,19 @@ def test_sweep_resumes_finished_sizes(tmp_path):
     # a different budget is a different experiment: size 8 is recomputed, not reused
     assert main(base + ["--set", "sizes=8", "--set", "steps=3"]) == 0
     assert json.loads((out / "record.json").read_text())["sizes_reused"] == []
-    assert part.stat().st_mtime_ns != stamp
+    assert len(list((out / "records" / "study").glob("sweep_n_train=8/*.json"))) == 2  # both experiments kept
 
 
 def test_sweep_corrupt_part_is_one_line_error(tmp_path, capsys):
     out = tmp_path / "sw"
-    (out / "parts").mkdir(parents=True)
-    (out / "parts" / "n_train=8.json").write_text("{not json")
-    assert main(["sweep", "--quick", "--quiet", "--set", "sizes=8", "--out", str(out)]) == 1
+    argv = ["sweep", "--quick", "--quiet", "--set", "sizes=8", "--set", "n_samples=8", "--out", str(out)]
+    assert main(argv) == 0
+    (part,) = (out / "records" / "study").glob("*/*.json")
+    part.write_text("{not json")
+    capsys.readouterr()
+    assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "corrupt sweep part" in err[0]
+    assert len(err) == 1 and "corrupt record" in err[0]
 
 
 def test_study_input_errors(tiny_teacher, capsys):
