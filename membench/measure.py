@@ -79,10 +79,12 @@ def detector_test(det: "Detector") -> dict[str, Any]:
             "config": det.config(), "score": det.score_name, "higher_is_memorized": bool(det.higher_is_memorized)}
 
 
-def _stamp() -> dict[str, str]:
+def _stamp(rec: Record) -> Record:
+    """When and by which membench version ``rec`` is measured."""
     from membench import __version__
 
-    return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "membench": __version__}
+    rec.created, rec.membench = time.strftime("%Y-%m-%dT%H:%M:%S%z"), __version__
+    return rec
 
 
 def _null_of(subject: dict[str, Any]) -> dict[str, Any] | None:
@@ -115,8 +117,7 @@ def memorization_metrics(out: "DetectorOutput", higher_is_memorized: bool) -> tu
 
 def run_detector(iset: ImageSet, det: "Detector", ctx: "DetectorContext", keep_unavailable: bool = False) -> Record:
     """One detector on one image set -> a filled record (or an unavailable one, see module doc)."""
-    rec = plan_detection(iset, det)
-    rec.__dict__.update(_stamp())
+    rec = _stamp(plan_detection(iset, det))
     images, noise_index = iset.images()
     ctx.model = iset.model
     t0 = time.time()
@@ -195,20 +196,23 @@ class QualitySpec:
         return self.cfg or MetricConfig()
 
 
+def unavailable_quality(iset: ImageSet, extractor: str, reason: str) -> Record:
+    """Quality that cannot be measured here (missing weights, images the extractor cannot take):
+    reported beside every row of the image set, never stored, retried next time."""
+    return Record(kind="quality", subject=iset.subject, samples=iset.samples, data={"spec": iset.train.spec},
+                  test={"name": QUALITY_TEST, "extractor": {"name": extractor}}, status="unavailable", reason=reason)
+
+
 def run_quality(iset: ImageSet, spec: QualitySpec, device: str, cache_dir: Path | None) -> Record:
     """Sample quality of one image set against its data's held-out and/or training images."""
     from membench.quality.evaluate import evaluate, summary
 
-    cfg, extractor = spec.config(), spec.extractor
+    cfg = spec.config()
     try:
-        ext = resolve_quality(extractor, iset.train)
+        ext = resolve_quality(spec.extractor, iset.train)
     except UnavailableError as exc:
-        rec = Record(kind="quality", subject=iset.subject, samples=iset.samples,
-                     data={"spec": iset.train.spec}, test={"name": QUALITY_TEST, "extractor": {"name": extractor}},
-                     status="unavailable", reason=str(exc))
-        return rec
-    rec = plan_quality(iset, ext, cfg, spec.references)
-    rec.__dict__.update(_stamp())
+        return unavailable_quality(iset, spec.extractor, str(exc))
+    rec = _stamp(plan_quality(iset, ext, cfg, spec.references))
     images, _ = iset.images()
     t0 = time.time()
     raw = evaluate(images, iset.train, ext, cfg, references=spec.references, device=device, cache_dir=cache_dir,
@@ -260,7 +264,7 @@ def measure(image_sets: Sequence[ImageSet], detectors: Sequence["Detector"], ctx
                 import warnings
 
                 warnings.warn(f"quality of {iset.subject['name']}: unavailable: {exc}", stacklevel=2)
-                unavailable.append(run_quality(iset, quality, ctx.device, ctx.cache_dir))
+                unavailable.append(unavailable_quality(iset, quality.extractor, str(exc)))
 
     def compute(iset: ImageSet, what: Any) -> Record:
         if what == QUALITY_TEST:
