@@ -267,7 +267,7 @@ def measure(image_sets: Sequence[ImageSet], detectors: Sequence["Detector"], ctx
                 unavailable.append(unavailable_quality(iset, quality.extractor, str(exc)))
 
     def compute(iset: ImageSet, what: Any) -> Record:
-        if what == QUALITY_TEST:
+        if isinstance(what, str):  # QUALITY_TEST
             return run_quality(iset, quality, ctx.device, ctx.cache_dir)  # type: ignore[arg-type]
         return run_detector(iset, what, ctx, keep_unavailable)
 
