@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from membench.core.errors import MembenchError
+from membench.core.specs import split_list
 from membench.core.stats import wilson_interval
 from membench.core.workspace import resolve_results
 
@@ -172,6 +173,17 @@ def _quality_verdict(col: str, base: dict[str, Any], new: pd.Series, qtol: float
     return ("REGRESSED" if worse else "ok"), detail
 
 
+def _select(rows: list[dict[str, Any]], key: str, names: str | Sequence[str] | None, where: str) -> list[dict[str, Any]]:
+    """The rows whose ``key`` is among ``names`` (all when None); a name not there is one line."""
+    if not names:
+        return rows
+    want = set(split_list(names) if isinstance(names, str) else names)
+    unknown = want - {r[key] for r in rows}
+    if unknown:
+        raise MembenchError(f"{key}(s) {sorted(unknown)} are not in {where}")
+    return [r for r in rows if r[key] in want]
+
+
 def check(baseline: str | Path, n_samples: int | None = None, tolerance: float = 0.02,
           quality_tolerance: float = 0.10, models: str | Sequence[str] | None = None,
           detectors: str | Sequence[str] | None = None, results_dir: str | Path | None = None,
@@ -181,7 +193,6 @@ def check(baseline: str | Path, n_samples: int | None = None, tolerance: float =
     from membench.store.directions import quality_columns
     from membench.api import run
     from membench.models.specs import resolve_model
-    from membench.core.specs import split_list
 
     if not (isinstance(tolerance, (int, float)) and 0 <= tolerance < 1):
         raise MembenchError(f"--tolerance must be in [0, 1), got {tolerance!r}")
@@ -190,19 +201,8 @@ def check(baseline: str | Path, n_samples: int | None = None, tolerance: float =
     if n_samples is not None and (not isinstance(n_samples, int) or n_samples <= 0):
         raise MembenchError(f"--n-samples must be a positive integer, got {n_samples!r}")
     data = read_baseline(baseline)
-    rows = data["rows"]
-    if models:
-        want = set(split_list(models) if isinstance(models, str) else models)
-        unknown = want - {r["model"] for r in rows}
-        if unknown:
-            raise MembenchError(f"model(s) {sorted(unknown)} are not in the baseline {baseline}")
-        rows = [r for r in rows if r["model"] in want]
-    if detectors:
-        want = set(split_list(detectors) if isinstance(detectors, str) else detectors)
-        unknown = want - {r["detector"] for r in rows}
-        if unknown:
-            raise MembenchError(f"detector(s) {sorted(unknown)} are not in the baseline rows selected")
-        rows = [r for r in rows if r["detector"] in want]
+    rows = _select(data["rows"], "model", models, f"the baseline {baseline}")
+    rows = _select(rows, "detector", detectors, "the baseline rows selected")
     for r in rows:
         resolve_model(r["model"])  # unknown model: one line before any work
     result = CheckResult(pd.DataFrame())
