@@ -4,7 +4,7 @@ The public API (``membench.api``; importing it loads nothing heavy)::
 
     membench.run(models="teacher", detectors="l2ratio", n_samples=1000) -> pandas.DataFrame
     membench.detect(samples="samples.npz", train="digits:n=64", detectors="l2ratio")
-    membench.quality(samples="samples.npz", train="digits:n=64")
+    membench.api.quality(samples="samples.npz", train="digits:n=64")   # (membench.quality is the metrics package)
 
 The command line (``membench`` / ``python -m membench``) wraps the same functions.
 """
@@ -12,6 +12,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from membench.api import detect, quality, run  # noqa: E402  (after __version__, which api's records stamp)
+from membench.api import detect, run  # noqa: E402  (after __version__, which api's records stamp)
 
-__all__ = ["run", "detect", "quality", "__version__"]
+__all__ = ["run", "detect", "__version__"]

@@ -162,8 +162,10 @@ def quality_metrics_of(summary: dict[str, Any]) -> dict[str, Metric]:
             continue
         lo, hi = summary.get(f"{col}_ci_low"), summary.get(f"{col}_ci_high")
         has_ci = lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi))
-        out[col] = Metric(float(v), (float(lo), float(hi)) if has_ci else None, "wilson95" if has_ci else "",
-                          "samples" if has_ci else "", higher_is_better=(d == "higher"))
+        # precision counts samples inside the reference manifold; recall counts reference images inside the samples'
+        over = ("reference images" if col.startswith("recall") else "samples") if has_ci else ""
+        out[col] = Metric(float(v), (float(lo), float(hi)) if has_ci else None, "wilson95" if has_ci else "", over,
+                          higher_is_better=(d == "higher"))
     return out
 
 

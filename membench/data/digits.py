@@ -1,6 +1,6 @@
 """The built-in dataset ``digits``: scikit-learn's bundled handwritten digits (no download).
 
-1,797 gray 8x8 images, exact duplicates removed (1,791 left), scaled to [-1, 1]. All
+1,797 gray 8x8 images, exact duplicates removed (none are found: 1,797 remain), scaled to [-1, 1]. All
 subsets of one ``seed`` share the same held-out split and are nested (``digits:n=64`` is
 inside ``digits:n=512``), so models trained on different sizes are compared against the
 same unseen images.

@@ -47,7 +47,13 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     meta_file = p / META_FILE
     if not meta_file.is_file():
         raise MembenchError(f"{p}: not a membench checkpoint (no {META_FILE})")
-    return read_tagged_json(meta_file, FORMAT, "checkpoint metadata")
+    meta = read_tagged_json(meta_file, FORMAT, "checkpoint metadata")
+    shape = meta.get("image_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                and v > 0 for v in shape)):
+        raise MembenchError(f"{meta_file}: 'image_shape' must be [channels, height, width] (positive integers), "
+                            f"got {shape!r}")
+    return meta
 
 
 _CHECKPOINT_HASHES: dict[tuple, str] = {}

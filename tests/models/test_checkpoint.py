@@ -88,3 +88,19 @@ def test_hash_tracks_content(tiny_teacher):
     meta["note"] = "x"
     (tiny_teacher / "membench.json").write_text(json.dumps(meta))
     assert checkpoint_hash(tiny_teacher) != h
+
+
+@pytest.mark.parametrize("shape", [None, [1, 8], [1, 8, 0], "1x8x8", [1.0, 8, 8]])
+def test_missing_or_bad_image_shape_is_one_line(tiny_teacher, shape):
+    import json
+
+    from membench.models.checkpoints import read_meta
+
+    meta = json.loads((tiny_teacher / "membench.json").read_text())
+    if shape is None:
+        meta.pop("image_shape")
+    else:
+        meta["image_shape"] = shape
+    (tiny_teacher / "membench.json").write_text(json.dumps(meta))
+    with pytest.raises(MembenchError, match="'image_shape' must be"):
+        read_meta(tiny_teacher)
