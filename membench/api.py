@@ -146,8 +146,8 @@ def file_image_set(samples: str | Path | np.ndarray, train: Dataset, seed: int =
 
 
 def detect(samples: str | Path | np.ndarray, train: str, detectors: str | Sequence[str] = "l2ratio",
-           device: str = "auto", progress: bool = False, results_dir: str | Path | None = None
-           ) -> tuple[pd.DataFrame, dict[str, Any]]:
+           device: str = "auto", progress: bool = False, results_dir: str | Path | None = None,
+           cache_dir: str | Path | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Run detectors on samples made elsewhere (``.npz``/``.npy``/image folder or an array).
 
     Returns (one row per detector, {detector: its record}); each record's ``arrays`` hold the
@@ -163,7 +163,8 @@ def detect(samples: str | Path | np.ndarray, train: str, detectors: str | Sequen
     train_ds = load_dataset(train)
     dets, everything = resolve_detectors(detectors)
     iset = file_image_set(samples, train_ds)
-    ctx = DetectorContext(device=resolve_device(device), progress=progress)
+    ctx = DetectorContext(device=resolve_device(device), cache_dir=Path(cache_dir) if cache_dir else None,
+                          progress=progress)
     result = measure([iset], dets, ctx, results_dir=results_dir, keep_unavailable=everything)
     return build(result.records), {r.test["name"]: r for r in result.records if r.ok}
 
@@ -189,7 +190,10 @@ def quality(samples: str | Path | np.ndarray, train: str, extractor: str = "digi
     refs = tuple(split_list(references) if isinstance(references, str) else references)
     wanted = tuple(split_list(metrics) if isinstance(metrics, str) else metrics)
     spec = QualitySpec(extractor, MetricConfig(metrics=wanted, kid_subsets=kid_subsets), refs, strict=True)
+    from membench.measure import resolve_quality
+
     train_ds = load_dataset(train)
+    resolve_quality(extractor, train_ds)  # strict: missing weights or unfit images are the one-line error
     iset = file_image_set(samples, train_ds)
     ctx = DetectorContext(device=resolve_device(device), cache_dir=Path(cache_dir) if cache_dir else None)
     rec = measure([iset], [], ctx, quality=spec, results_dir=results_dir).records[0]

@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", "--detectors", dest="detectors", default="l2ratio")
     p.add_argument("--per-sample", default=None, help="write per-sample scores to this CSV file")
     p.add_argument("--results-dir", default=None, help=RESULTS_HELP + "; the records join the leaderboard")
+    p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     _add_common(p)
 
     p = sub.add_parser("validate", help="measure how well detectors separate memorized from novel images (AUC table)")
@@ -209,7 +210,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from .store.leaderboard import format_table
 
     df, records = detect(args.samples, args.train, args.detectors, device=args.device, progress=not args.quiet,
-                         results_dir=args.results_dir)
+                         results_dir=args.results_dir, cache_dir=args.cache_dir)
     view = format_table(df)
     print(view[["detector", "train_data", "n_samples", "memorized ↓ (95% CI)", "median score"]].to_markdown(index=False))
     if args.per_sample:
