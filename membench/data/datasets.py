@@ -42,11 +42,18 @@ class Dataset:
         return int(self.images.shape[0])
 
     def fingerprint(self) -> str:
-        """Content hash of the training images (streamed, so memmaps stay out of memory)."""
+        """Content hash of the training images (streamed, so memmaps stay out of memory).
+
+        Computed once per images array: every record and cache key of a run asks for it, and a
+        large memory-mapped training set would otherwise be read again each time."""
+        memo = self.__dict__.get("_fingerprint")
+        if memo is not None and memo[0] is self.images:
+            return memo[1]
         h = hashlib.sha256(str(self.images.shape).encode())
         for start in range(0, len(self), 4096):
             h.update(np.ascontiguousarray(self.images[start : start + 4096], dtype=np.float32).tobytes())
-        return h.hexdigest()[:16]
+        self.__dict__["_fingerprint"] = (self.images, h.hexdigest()[:16])
+        return self.__dict__["_fingerprint"][1]
 
 
 # ---------------------------------------------------------------- validation / conversion

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from membench.core.errors import MembenchError
+from membench.core.io import file_sha256 as file_identity  # noqa: F401 (the one file hasher, for extractors)
 
 EMBED_FORMAT = 1  # bump when preprocessing code changes what an embedder returns
 
@@ -131,5 +132,3 @@ def make_extractor(spec: str, **options: Any) -> FeatureExtractor:
 
 make_embedder = make_extractor  # the name detectors and plugins used before the registries merged
 
-
-from membench.core.io import file_sha256 as file_identity  # noqa: E402,F401 (the one file hasher)

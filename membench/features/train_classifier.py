@@ -162,7 +162,7 @@ def build(out: str | Path | None = None, force: bool = False, epochs: int | None
           progress: bool = False) -> tuple[Path, dict[str, Any]]:
     """Train, then write weights, config and card into ``out`` in one atomic rename."""
     from membench.core.io import atomic_directory
-    from membench.models.checkpoints import file_sha256
+    from membench.core.io import file_sha256
     from membench.features.digits_classifier import WEIGHTS_FILE, resolve_dir, save_classifier
 
     from membench.core.workspace import Workspace, check_outside_package

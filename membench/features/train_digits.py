@@ -211,7 +211,7 @@ def build(out: str | Path, cfg: TrainConfig, force: bool = False, progress: bool
     from safetensors.torch import save_file
 
     from membench.core.io import atomic_directory
-    from membench.models.checkpoints import file_sha256
+    from membench.core.io import file_sha256
     from membench.features.digits import CONFIG_FILE, FORMAT, WEIGHTS_FILE
 
     out = Path(out)

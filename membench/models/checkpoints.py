@@ -17,8 +17,7 @@ from typing import Any
 
 import torch
 
-from membench.core.io import (atomic_directory, atomic_write_json, file_sha256, file_stamp,  # noqa: F401 (re-exported)
-                              hash_file_into, read_tagged_json)
+from membench.core.io import atomic_directory, atomic_write_json, file_stamp, hash_file_into, read_tagged_json
 from membench.models.edm import EDMConfig, EDMDenoiser
 from membench.core.errors import MembenchError
 

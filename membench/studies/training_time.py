@@ -76,7 +76,8 @@ class TrainingTimeStudy(Study):
     def _save(self, target: Path, model: object, data: object, record: dict) -> None:
         """The final teacher as a membench checkpoint (usable as ``distill-length --set teacher=<path>``)."""
         from membench.core.io import atomic_write_text
-        from membench.models.checkpoints import WEIGHTS, file_sha256, save_denoiser
+        from membench.core.io import file_sha256
+        from membench.models.checkpoints import WEIGHTS, save_denoiser
         from membench.training.modelcard import render
 
         c = model.unet.config

@@ -59,7 +59,8 @@ def distill_from_registry(teacher: str, method: str, out: str | Path | None = No
     import torch
 
     from membench.core.io import atomic_write_text
-    from membench.models.checkpoints import WEIGHTS, file_sha256, load_denoiser, save_denoiser
+    from membench.core.io import file_sha256
+    from membench.models.checkpoints import WEIGHTS, load_denoiser, save_denoiser
     from membench.data import load_dataset
     from membench.training.modelcard import render
     from membench.models.specs import resolve_model

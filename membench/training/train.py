@@ -43,7 +43,8 @@ def train_from_registry(name: str, out: str | Path | None = None, force: bool = 
     then write its model card; returns the checkpoint folder."""
     import torch
 
-    from membench.models.checkpoints import WEIGHTS, file_sha256, save_denoiser
+    from membench.core.io import file_sha256
+    from membench.models.checkpoints import WEIGHTS, save_denoiser
     from membench.training.modelcard import render
     from membench.models.specs import resolve_model
     from membench.models.samples import resolve_device

@@ -101,3 +101,11 @@ def test_npy_is_memory_mapped(tmp_path, rng):
     ds = load_dataset(str(tmp_path / "big.npy"))
     assert isinstance(ds.images, np.memmap)
     np.testing.assert_array_equal(np.asarray(ds.images), arr)
+
+
+def test_fingerprint_is_computed_once_and_follows_the_images():
+    ds = load_dataset("digits:n=32")
+    first = ds.fingerprint()
+    assert ds.fingerprint() == first  # memoized for the same array
+    ds.images = ds.images[:16]  # a new array: recomputed, not the stale value
+    assert ds.fingerprint() == load_dataset("digits:n=16").fingerprint() != first

@@ -12,7 +12,7 @@ def test_roundtrip_and_card(tiny_teacher):
     assert meta["role"] == "teacher" and meta["image_shape"] == [1, 8, 8]
     card = (tiny_teacher / "README.md").read_text()
     assert "membench train --model tiny" in card and "sha256" in card
-    from membench.models.checkpoints import file_sha256
+    from membench.core.io import file_sha256
 
     assert file_sha256(tiny_teacher / WEIGHTS) in card
     x = torch.randn(2, 1, 8, 8)

@@ -37,7 +37,7 @@ def test_committed_classifier_card_matches_weights_and_accuracy(digits):
     """Recompute the card's numbers: weights hash and held-out accuracy."""
     import torch
 
-    from membench.models.checkpoints import file_sha256
+    from membench.core.io import file_sha256
     from membench.features.digits_classifier import DEFAULT_DIR, load_classifier
     from membench.features.train_classifier import digit_labels
 
