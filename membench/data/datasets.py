@@ -33,6 +33,10 @@ class Dataset:
     heldout: np.ndarray | None = None
     source_index: np.ndarray | None = None  # index of each training image in the source
     meta: dict[str, Any] = field(default_factory=dict)
+    # Class labels (int64, one per image) when the source has them: class-conditional models
+    # and same-class nearest-neighbour search need them; nothing else reads them.
+    labels: np.ndarray | None = None
+    heldout_labels: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -24,6 +24,13 @@ def digits_pool() -> tuple[np.ndarray, np.ndarray]:
     return keep, raw[keep][:, None] / 8.0 - 1.0
 
 
+def digits_targets() -> np.ndarray:
+    """The digit (0-9) of every image of scikit-learn's order, as int64."""
+    from sklearn.datasets import load_digits
+
+    return load_digits().target.astype(np.int64)
+
+
 def load(n: int | None = None, seed: int = 0, holdout: int = 300) -> Dataset:
     """``n`` training images (default: all not held out) and ``holdout`` held-out ones for ``seed``."""
     keep, pool = digits_pool()
@@ -38,10 +45,13 @@ def load(n: int | None = None, seed: int = 0, holdout: int = 300) -> Dataset:
         raise MembenchError(f"digits: seed must be an integer, got {seed!r}")
     order = np.random.default_rng(seed).permutation(len(pool))
     held, train = order[:holdout], order[holdout : holdout + n]
+    targets = digits_targets()[keep]
     return Dataset(
         spec=format_spec("digits", {"n": n, "seed": seed, "holdout": holdout}),
         images=pool[train],
         heldout=pool[held] if holdout else None,
         source_index=keep[train],
         meta={"source": "sklearn.datasets.load_digits", "deduplicated_pool": len(pool)},
+        labels=targets[train],
+        heldout_labels=targets[held] if holdout else None,
     )
