@@ -131,36 +131,35 @@ def file_image_set(samples: str | Path | np.ndarray, train: Dataset, seed: int =
     """Samples made elsewhere (``.npz``/``.npy``/image folder, or an array) as an image set."""
     import numpy as np
 
-    from membench.data import load_dataset
-    from membench.data.datasets import to_model_range
+    from membench.data import load_images
+    from membench.data.validate import to_model_range
     from membench.measure import ImageSet
 
     if isinstance(samples, np.ndarray):
         images, name = to_model_range(samples, "samples"), "array"
     else:
-        if not Path(samples).exists():
-            raise MembenchError(f"samples not found: {samples}")
-        images, name = np.asarray(load_dataset(str(samples)).images), Path(samples).name
+        images, name = load_images(samples, "samples"), Path(str(samples)).name
     subject = {"name": f"samples:{name}", "role": "samples", "dataset": train.spec}
     return ImageSet.of_images(images, subject, train, seed=seed, source=str(samples) if name != "array" else "array")
 
 
-def detect(samples: str | Path | np.ndarray, train: str, detectors: str | Sequence[str] = "l2ratio",
+def detect(samples: str | Path | np.ndarray, train: str | Dataset, detectors: str | Sequence[str] = "l2ratio",
            device: str = "auto", progress: bool = False, results_dir: str | Path | None = None,
            cache_dir: str | Path | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Run detectors on samples made elsewhere (``.npz``/``.npy``/image folder or an array).
 
     Returns (one row per detector, {detector: its record}); each record's ``arrays`` hold the
-    per-sample scores, flags and matched training indices. With ``results_dir`` the records
+    per-sample scores, flags and matched training indices. ``train`` is a dataset spec or a
+    ``Dataset`` (``membench.data.from_arrays``/``from_torch``). With ``results_dir`` the records
     are stored too (and appear in the leaderboard and report).
     """
-    from membench.data import load_dataset
+    from membench.data import as_dataset
     from membench.detectors.base import DetectorContext
     from membench.measure import measure
     from membench.models.samples import resolve_device
     from membench.store.leaderboard import build
 
-    train_ds = load_dataset(train)
+    train_ds = as_dataset(train)
     dets, everything = resolve_detectors(detectors)
     iset = file_image_set(samples, train_ds)
     ctx = DetectorContext(device=resolve_device(device), cache_dir=Path(cache_dir) if cache_dir else None,
@@ -169,7 +168,7 @@ def detect(samples: str | Path | np.ndarray, train: str, detectors: str | Sequen
     return build(result.records), {r.test["name"]: r for r in result.records if r.ok}
 
 
-def quality(samples: str | Path | np.ndarray, train: str, extractor: str = "digits",
+def quality(samples: str | Path | np.ndarray, train: str | Dataset, extractor: str = "digits",
             references: str | Sequence[str] = ("heldout", "train"), metrics: str | Sequence[str] = ("fid", "kid", "prc"),
             kid_subsets: int = 100, device: str = "auto", cache_dir: str | Path | None = None,
             results_dir: str | Path | None = None) -> tuple[pd.DataFrame, Any]:
@@ -181,7 +180,7 @@ def quality(samples: str | Path | np.ndarray, train: str, extractor: str = "digi
     import pandas as pd
 
     from membench.core.specs import split_list
-    from membench.data import load_dataset
+    from membench.data import as_dataset
     from membench.detectors.base import DetectorContext
     from membench.measure import QualitySpec, measure
     from membench.models.samples import resolve_device
@@ -192,7 +191,7 @@ def quality(samples: str | Path | np.ndarray, train: str, extractor: str = "digi
     spec = QualitySpec(extractor, MetricConfig(metrics=wanted, kid_subsets=kid_subsets), refs, strict=True)
     from membench.measure import resolve_quality
 
-    train_ds = load_dataset(train)
+    train_ds = as_dataset(train)
     resolve_quality(extractor, train_ds)  # strict: missing weights or unfit images are the one-line error
     iset = file_image_set(samples, train_ds)
     ctx = DetectorContext(device=resolve_device(device), cache_dir=Path(cache_dir) if cache_dir else None)

@@ -82,7 +82,7 @@ class Detector:
 
 
 def check_compatible(samples: np.ndarray, train: Dataset, what: str = "samples") -> None:
-    from membench.data.datasets import check_images
+    from membench.data.validate import check_images
 
     if samples.ndim != 4:
         raise MembenchError(f"{what}: expected (N, C, H, W) images, got shape {samples.shape}")

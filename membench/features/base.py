@@ -93,7 +93,7 @@ class FeatureExtractor:
         """Embed (N, C, H, W) images in [-1, 1]; rows are float32, finite, not normalized unless the model does."""
         import torch
 
-        from membench.data.datasets import check_images
+        from membench.data.validate import check_images
 
         if images.ndim != 4:
             raise MembenchError(f"{self.registry_name}: expected (N, C, H, W) images, got shape {images.shape}")
