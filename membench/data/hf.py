@@ -32,6 +32,8 @@ def is_hf_folder(path: Path) -> bool:
 
 
 def load(path: Path, spec: str, options: dict[str, Any]):
+    # `heldout=none` / `label=none` arrive as None (the spec parser's none); absent means default
+    options = {k: ("none" if v is None and k in ("heldout", "label") else v) for k, v in options.items()}
     try:
         import datasets
     except ImportError:
@@ -63,7 +65,7 @@ def load(path: Path, spec: str, options: dict[str, Any]):
 
 def _splits(path: Path, loaded: Any, options: dict[str, Any], datasets: Any) -> tuple[Any, Any, dict[str, Any]]:
     if not isinstance(loaded, datasets.DatasetDict):
-        if options.get("split") is not None or options.get("heldout") not in (None, "none"):
+        if "split" in options or options.get("heldout", "none") != "none":
             raise MembenchError(f"{path}: holds a single split; split= and heldout= apply to a DatasetDict folder")
         return loaded, None, {}
     names = list(loaded.keys())

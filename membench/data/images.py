@@ -68,7 +68,8 @@ def _to_channels(arr: np.ndarray, channels: int | None, notes: dict[str, int]) -
     if channels == 3:
         return np.repeat(arr, 3, axis=2)
     # ITU-R 601-2 luma, the weights of Pillow's convert("L"), rounded like it
-    luma = arr[..., 0] * 299 / 1000 + arr[..., 1] * 587 / 1000 + arr[..., 2] * 114 / 1000
+    x = arr.astype(np.float64)
+    luma = x[..., 0] * 299 / 1000 + x[..., 1] * 587 / 1000 + x[..., 2] * 114 / 1000
     return np.rint(luma).astype(arr.dtype)[..., None]
 
 
@@ -137,10 +138,15 @@ def _pillow_array(im: Any, name: str) -> np.ndarray:
 
 def _decode_png16(data: bytes) -> np.ndarray:
     """A 16-bit PNG at full depth, (H, W, C) uint16 (torchvision decodes it; Pillow keeps 8 bits of color)."""
-    import torch
-    from torchvision.io import ImageReadMode, decode_png
+    import warnings
 
-    t = decode_png(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
+    import torch
+
+    with warnings.catch_warnings():  # torchvision >= 0.29 announces torchcodec; its decoder still works
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torchvision.io import ImageReadMode, decode_png
+
+        t = decode_png(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
     if t.element_size() != 2:
         raise MembenchError("this torchvision decodes 16-bit PNGs to 8 bits; upgrade torchvision (>= 0.21)")
     # uint16 tensors support few ops: reinterpret the bits as int16, then view them as uint16
@@ -162,8 +168,9 @@ def _list_images(path: Path) -> list[Path]:
     return sorted(files, key=lambda f: f.relative_to(path).as_posix())
 
 
-def folder_labels(path: Path, files: list[Path], rule: str) -> tuple[np.ndarray | None, list[str]]:
+def folder_labels(path: Path, files: list[Path], rule: str | None) -> tuple[np.ndarray | None, list[str]]:
     """Class labels from top-level sub-folders (``labels=auto|folders|none``)."""
+    rule = "none" if rule is None else rule  # `labels=none` parses to None
     if rule not in ("auto", "folders", "none"):
         raise MembenchError(f"{path}: unknown labels rule {rule!r}; use auto, folders or none")
     if rule == "none":
