@@ -76,7 +76,7 @@ def _to_channels(arr: np.ndarray, channels: int | None, notes: dict[str, int]) -
 def read_image(source: str | Path | BinaryIO | bytes, name: str, alpha: str = "refuse",
                channels: int | None = None, notes: dict[str, int] | None = None) -> np.ndarray:
     """One image file -> (H, W, C) uint8 or uint16, C in (1, 3), under the module's rules."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     notes = notes if notes is not None else {}
     if alpha not in ALPHA_RULES:
@@ -94,7 +94,7 @@ def read_image(source: str | Path | BinaryIO | bytes, name: str, alpha: str = "r
                 return pil_to_array(im, name, alpha, channels, notes)
     except MembenchError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, RuntimeError) as exc:
+    except Exception as exc:  # whatever a decoder raises on a bad file (truncated, a decompression bomb, ...)
         raise MembenchError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from None
     return _finish(arr, name, alpha, channels, notes)
 
@@ -158,6 +158,13 @@ def _decode_png16(data: bytes) -> np.ndarray:
 
 
 def _list_images(path: Path) -> list[Path]:
+    try:
+        return _walk(path)
+    except OSError as exc:
+        raise MembenchError(f"{exc.filename or path}: cannot list the folder: {exc.strerror or exc}") from None
+
+
+def _walk(path: Path) -> list[Path]:
     files = []
     for f in path.rglob("*"):
         rel = f.relative_to(path)

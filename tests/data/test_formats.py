@@ -53,10 +53,10 @@ def test_float_in_0_1_is_ambiguous_and_declarable(tmp_path, rng):
 
 
 def test_16bit_png_read_at_full_depth(tmp_path):
-    # before: convert("L") flattened them: images differing only below 8 bits became identical
-    base = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000
+    # before: convert("L") clipped them to 255: these three became one white image
+    base = 1000 + np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000  # no pixel below 256
     for i in range(3):
-        write_png16(tmp_path / f"{i}.png", base + i)  # differ by 1/65535: identical at 8 bits
+        write_png16(tmp_path / f"{i}.png", base + i)  # differ by 1/65535 (identical at 8 bits too)
     ds = load_dataset(str(tmp_path))
     expected = (base[None] + np.arange(3)[:, None, None]).astype(np.float32) / np.float32(32767.5) - 1
     np.testing.assert_array_equal(ds.images[:, 0], expected)
