@@ -129,7 +129,8 @@ def to_nchw(arr: np.ndarray, what: str, layout: str | None = None) -> np.ndarray
             raise MembenchError(f"{what}: shape {arr.shape} is ambiguous (channels first or last?); "
                                 "declare it with layout=nchw or layout=nhwc")
         if not first and not last:
-            raise MembenchError(f"{what}: images need 1 or 3 channels (first or last axis), got shape {arr.shape}")
+            raise MembenchError(f"{what}: images need 1 or 3 channels, got {arr.shape[1]} on axis 1 and "
+                                f"{arr.shape[3]} on the last axis (shape {arr.shape})")
         layout = "nchw" if first else "nhwc"
     if layout == "nhwc":
         arr = arr.transpose(0, 3, 1, 2)
