@@ -202,6 +202,8 @@ def read_folder(path: Path, alpha: str = "refuse", channels: int | None = None,
     """A folder -> (stack (N, H, W, C) uint8/uint16, labels or None, meta)."""
     if channels not in (None, 1, 3):
         raise MembenchError(f"{path}: channels must be 1 or 3, got {channels!r}")
+    if alpha not in ALPHA_RULES:
+        raise MembenchError(f"{path}: unknown alpha rule {alpha!r}; use one of {', '.join(ALPHA_RULES)}")
     files = _list_images(path)
     if not files:
         raise MembenchError(f"{path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder "
