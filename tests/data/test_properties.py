@@ -41,7 +41,7 @@ def image_arrays(draw):
     return draw(hnp.arrays(dtype, shape))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arr=image_arrays(), value_range=st.sampled_from([None, *RANGES, "0..7"]),
        layout=st.sampled_from([None, *LAYOUTS]), with_labels=st.booleans())
 def test_any_array_is_a_valid_dataset_or_one_line(arr, value_range, layout, with_labels):
@@ -61,7 +61,7 @@ def test_any_array_is_a_valid_dataset_or_one_line(arr, value_range, layout, with
         assert ds.labels.dtype == np.int64 and ds.labels.tolist() == labels.tolist()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(values=st.lists(st.integers(-3, 12), max_size=6), dtype=st.sampled_from([np.int8, np.int64, np.uint8, np.float32]),
        num_classes=st.one_of(st.none(), st.integers(-1, 12)))
 def test_any_labels_are_checked(values, dtype, num_classes):
