@@ -88,8 +88,9 @@ def check_compatible(samples: np.ndarray, train: Dataset, what: str = "samples")
         raise MembenchError(f"{what}: expected (N, C, H, W) images, got shape {samples.shape}")
     if tuple(samples.shape[1:]) != train.shape:
         raise MembenchError(
-            f"{what} have shape {tuple(samples.shape[1:])} but the training images {train.spec} have {train.shape}"
-        )
+            f"{what} have shape {tuple(samples.shape[1:])} but the training images {train.spec} have {train.shape}; "
+            "this detector compares pixels, so it needs both the same (embedding detectors such as sscd or clip "
+            "resize and convert)")
     check_images(samples, what, value_range=False)
     if len(train) == 0:
         raise MembenchError(f"training set {train.spec} is empty")
