@@ -21,7 +21,7 @@ import numpy as np
 
 from membench.data import Dataset
 from membench.features.base import FeatureExtractor, make_extractor
-from membench.core.errors import MembenchError
+from membench.core.errors import MembenchError, UnavailableError
 from membench.detectors.knn import knn_cosine
 from membench.detectors.base import Detector, DetectorContext, DetectorOutput
 
@@ -38,8 +38,6 @@ class _SimilarityBase(Detector):
 
     def config(self) -> dict[str, Any]:
         # Part of every result key: new embedder weights must not reuse old results.
-        from membench.core.errors import UnavailableError
-
         cfg = super().config()
         try:
             cfg["embedder_id"] = self.make_embedder().cache_key()
@@ -62,11 +60,15 @@ class _SimilarityBase(Detector):
         s_shape, t_shape = tuple(samples.shape[1:]), tuple(train.shape)
         for what, shape in (("samples", s_shape), (f"training images {train.spec}", t_shape)):
             why = emb.input_problem(shape)
-            if why:
-                raise MembenchError(f"{self.registry_name}: {what}: {emb.registry_name} {why}")
+            if why:  # e.g. digits-sim on RGB data: cannot run on it (a named detector fails, "all" shows the row)
+                raise UnavailableError(f"{self.registry_name}: {what}: {emb.registry_name} {why}")
+        if s_shape != t_shape and emb.feature_dim(s_shape) != emb.feature_dim(t_shape):  # shape-bound (pixels)
+            raise UnavailableError(f"{self.registry_name}: {emb.registry_name} features of {_fmt(s_shape)} samples and "
+                                   f"{_fmt(t_shape)} training images differ in size; compare same-shaped images, or "
+                                   "use an extractor that resizes (sscd, clip)")
         ref, cached = training_embeddings(emb, train, ctx.cache_dir, ctx.device)
         query = emb.embed(samples, ctx.device)
-        if query.shape[1] != ref.shape[1]:  # only shape-bound features (pixels) get here
+        if query.shape[1] != ref.shape[1]:
             raise MembenchError(f"{self.registry_name}: {emb.registry_name} features of {_fmt(s_shape)} samples and "
                                 f"{_fmt(t_shape)} training images differ in size ({query.shape[1]} vs {ref.shape[1]}); "
                                 "compare same-shaped images, or use an extractor that resizes (sscd, clip)")

@@ -123,10 +123,19 @@ class ClipEmbedder(FeatureExtractor):
         x = pp.normalize(((x + 1) / 2).clamp(0, 1), mean, std)
         return model.encode_image(x, normalize=True)
 
+    def _config_size(self) -> int | None:
+        """The architecture's input size from open_clip's model config (no weights needed)."""
+        try:
+            cfg = _quiet_open_clip().get_model_config(self._arch_name()) or {}
+        except MembenchError:
+            return None
+        size = cfg.get("vision_cfg", {}).get("image_size")
+        return int(size[0] if isinstance(size, (tuple, list)) else size) if size else None
+
     def describe(self, shape: tuple[int, ...]) -> str:
         c, h, w = shape
         pp.check_channels(c, "clip")
         loaded = list(self.__dict__.get("_models", {}).values())
-        size, _, _, mode = self._pre(loaded[0]) if loaded else (None, 0, 0, "bicubic")
+        size, _, _, mode = self._pre(loaded[0]) if loaded else (self._config_size(), 0, 0, "bicubic")
         resize = pp.describe_resize(h, w, size, mode) if size else "resized to the model's image size (bicubic)"
         return pp.join(pp.describe_channels(c, 3), resize, "model mean/std")
