@@ -144,3 +144,21 @@ def local_file(name: str, who: str, option: str) -> Path:
         raise MembenchError(f"{who}: {p} does not match the published checksum of {name} ({w.check_kind} "
                             f"{w.expected}); delete it and run `membench weights fetch {name}`")
     return p
+
+
+def docs_table() -> str:
+    """The Markdown table of docs/detectors.md (``python -m membench.weights``): the built-in entries."""
+    rows = ["| name | for | URL | file under `$MEMBENCH_CACHE` | size | checksum checked |", "|---|---|---|---|---|---|"]
+    for w in entries():
+        if not w.entry_path.startswith(str(_builtin_dir())):
+            continue
+        size = f"{w.size:,} B" if w.size else "not published"
+        check = f"{w.check_kind}: `{w.expected}`" if w.expected else "none published"
+        rows.append(f"| `{w.name}` | `{w.used_by}` | {w.url} | `{w.file}` | {size} | {check} |")
+    return "\n".join(rows)
+
+
+def _builtin_dir() -> Path:
+    from membench.core.workspace import builtin_registry_dir
+
+    return builtin_registry_dir() / "weights"
