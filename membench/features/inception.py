@@ -28,7 +28,8 @@ _PATCH_LOCK = threading.Lock()  # the brief swap of torch-fidelity's weight load
 
 
 def inception_weights_path(explicit: str | Path | None = None) -> Path:
-    """The local Inception-v3 weights: explicit path, $MEMBENCH_INCEPTION_WEIGHTS, or torch's hub cache."""
+    """The local Inception-v3 weights: explicit path, $MEMBENCH_INCEPTION_WEIGHTS, membench's cache, or
+    torch's hub cache (the last two checked against the published sha256 prefix)."""
     if explicit:
         p = Path(explicit)
         if not p.is_file():
@@ -40,12 +41,17 @@ def inception_weights_path(explicit: str | Path | None = None) -> Path:
         if not p.is_file():
             raise UnavailableError(f"$MEMBENCH_INCEPTION_WEIGHTS={env}: file not found")
         return p
-    from membench.weights.table import entry, local_file
-
     import torch.hub
 
-    hub = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-    if hub.is_file() and not entry("inception-v3").path().is_file():
+    from membench.core.io import file_sha256
+    from membench.weights.table import entry, local_file
+
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE  # where torch-fidelity itself caches it
+    w = entry("inception-v3")
+    if hub.is_file() and not w.path().is_file():
+        if not w.matches(file_sha256(hub)):
+            raise MembenchError(f"inception-v3: {hub} does not match the published checksum ({w.check_kind} "
+                                f"{w.expected}); delete it and run `membench weights fetch inception-v3`")
         return hub
     return local_file("inception-v3", "inception-v3",
                       "--quality-extractor inception-v3:weights=PATH, or set $MEMBENCH_INCEPTION_WEIGHTS")
