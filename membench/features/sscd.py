@@ -69,6 +69,17 @@ def build_sscd(state: dict[str, Any]) -> Any:
     return SSCD(trunk)
 
 
+def _is_torchscript(path: Path) -> bool:
+    """A TorchScript archive is a zip holding ``constants.pkl`` (torch.serialization's own test)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/constants.pkl") or n == "constants.pkl" for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 @dataclass
 class SSCDEmbedder(FeatureExtractor):
     checkpoint: str = "sscd_disc_mixup"  # the model card's recommended default
@@ -117,6 +128,9 @@ class SSCDEmbedder(FeatureExtractor):
         import torch
 
         path = self.weights_path()
+        if _is_torchscript(path):
+            raise MembenchError(f"sscd: {path} is a TorchScript archive (a program, not weights) and is not loaded; "
+                                f"use the publisher's .torchvision.pt file ({URL.format(name=self.checkpoint)})")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, OSError, ValueError, EOFError) as exc:

@@ -78,9 +78,9 @@ def test_sscd_missing_corrupt_and_torchscript_weights(tmp_path, monkeypatch, tin
     assert not isinstance(exc.value, UnavailableError)
     with pytest.raises(MembenchError, match="TorchScript files are programs"):
         make_embedder("sscd", weights=str(tiny_torchscript))
-    renamed = tmp_path / "renamed.pt"  # a TorchScript archive under another name: safe loading refuses it
+    renamed = tmp_path / "renamed.pt"  # a TorchScript archive under another name: recognized and refused
     renamed.write_bytes(tiny_torchscript.read_bytes())
-    with pytest.raises(MembenchError, match="safe loading refused"):
+    with pytest.raises(MembenchError, match="is a TorchScript archive"):
         make_embedder("sscd", weights=str(renamed)).embed(np.zeros((1, 1, 8, 8), np.float32))
     with pytest.raises(MembenchError, match="sscd_disc_large is published only as TorchScript"):
         make_embedder("sscd:checkpoint=sscd_disc_large")
