@@ -90,8 +90,8 @@ def check_compatible(samples: np.ndarray, train: Dataset, what: str = "samples")
         # "cannot run on this pair": a named detector fails in one line, `--detector all` shows the row unavailable
         raise UnavailableError(
             f"{what} have shape {tuple(samples.shape[1:])} but the training images {train.spec} have {train.shape}; "
-            "this detector compares pixels, so it needs both the same (embedding detectors such as sscd or clip "
-            "resize and convert)")
+            "this detector needs one shape for both (pixel detectors compare pixels; embedding detectors such as "
+            "sscd or clip resize and convert)")
     check_images(samples, what, value_range=False)
     if len(train) == 0:
         raise MembenchError(f"training set {train.spec} is empty")
