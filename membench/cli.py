@@ -147,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     _add_common(p)
     # scientific studies (membench/studies); those tagged "command" in STUDIES (sweep, rfnn) are shorthands
+    p = sub.add_parser("weights", help="published weights of SSCD, CLIP, Inception: list them, fetch one into $MEMBENCH_CACHE")
+    wsub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    _add_workspace(wsub.add_parser("list", help="each file, its path under $MEMBENCH_CACHE, present/absent, its checksum"))
+    q = wsub.add_parser("fetch", help="download NAME, verified against the checksum recorded in membench")
+    q.add_argument("name", help="a name of `membench weights list`")
+    q.add_argument("--allow-unverified", action="store_true",
+                   help="accept a file whose publisher gives no checksum (its sha256 is printed)")
+    _add_workspace(q)  # its registry/weights adds entries
+
     p = sub.add_parser("study", help="run a scientific study (membench list studies) and write its tables and figures")
     p.add_argument("name", help="study name (membench list studies)")
     _add_study_args(p)
@@ -332,6 +341,12 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    from membench.weights.cli import fetch_command, list_command
+
+    return fetch_command(args.name, args.allow_unverified) if args.weights_command == "fetch" else list_command()
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     from membench.studies.run import run_study
 
@@ -347,7 +362,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 COMMANDS = {"list": cmd_list, "run": cmd_run, "detect": cmd_detect, "train": cmd_train, "distill": cmd_distill,
             "quality": cmd_quality, "train-classifier": cmd_train_classifier,
             "report": cmd_report, "check": cmd_check, "baseline": cmd_baseline, "validate": cmd_validate,
-            "study": cmd_study, **{name: cmd_study for name in _study_commands()}}
+            "study": cmd_study, "weights": cmd_weights, **{name: cmd_study for name in _study_commands()}}
 
 
 def resolve_paths(args: argparse.Namespace) -> None:

@@ -174,10 +174,9 @@ def resolve_quality(extractor: str, train: "Dataset") -> Any:
     from membench.features.fidelity import resolve_extractor
 
     ext = resolve_extractor(extractor)
-    if not ext.accepts(train.shape):  # e.g. the digits classifier on 32x32 RGB data
-        c, h, w = train.shape
-        raise UnavailableError(f"the {ext.name} extractor cannot take {c}x{h}x{w} images "
-                               "(use --quality-extractor inception-v3)")
+    why = ext.problem(train.shape)  # e.g. the digits classifier on 32x32 RGB data: refused, says what to use
+    if why:
+        raise UnavailableError(why)
     return ext
 
 

@@ -113,22 +113,33 @@ def quality_vs_memorization(board: pd.DataFrame, quality_cols: list[str]) -> byt
     return _png(fig)
 
 
-def image_strip(images: list[np.ndarray], scale: int | None = None, gap: int = 6) -> bytes:
-    """(C,H,W) images in [-1, 1] side by side, upscaled without smoothing (PIL: fast, no axes)."""
+def image_strip(images: list[np.ndarray], scale: int | None = None, gap: int = 6, cell: int = 72) -> bytes:
+    """(C,H,W) images in [-1, 1] side by side, each upscaled without smoothing (PIL: fast, no axes).
+
+    Gray (C=1) and RGB (C=3) images of any size may be mixed (a 3x64x64 sample beside a 1x8x8
+    training image, say): each gets its own integer scale, so that its longer side is about
+    ``cell`` pixels (never shrunk), and the tiles are centred vertically. ``scale`` fixes one
+    scale for every tile instead.
+    """
     from PIL import Image
 
-    scale = scale or max(1, round(72 / max(np.asarray(images[0]).shape[-2:])))  # ~72 px per cell
+    from membench.core.errors import MembenchError
+
     tiles = []
     for img in images:
         arr = np.clip((np.asarray(img, dtype=np.float32) + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-        arr = arr[0] if arr.shape[0] == 1 else np.transpose(arr[:3], (1, 2, 0))
+        if arr.ndim != 3 or arr.shape[0] not in (1, 3):
+            raise MembenchError(f"image grid: expected (1 or 3, H, W) images, got shape {arr.shape}")
+        arr = arr[0] if arr.shape[0] == 1 else np.transpose(arr, (1, 2, 0))
         tile = Image.fromarray(arr).convert("RGB")
-        tiles.append(tile.resize((tile.width * scale, tile.height * scale), Image.NEAREST))
+        k = scale or max(1, round(cell / max(tile.size)))
+        tiles.append(tile.resize((tile.width * k, tile.height * k), Image.NEAREST))
     w = sum(t.width for t in tiles) + gap * (len(tiles) - 1)
-    strip = Image.new("RGB", (w, max(t.height for t in tiles)), "white")
+    height = max(t.height for t in tiles)
+    strip = Image.new("RGB", (w, height), "white")
     x = 0
     for t in tiles:
-        strip.paste(t, (x, 0))
+        strip.paste(t, (x, (height - t.height) // 2))
         x += t.width + gap
     buf = io.BytesIO()
     strip.save(buf, format="PNG")
