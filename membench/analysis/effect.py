@@ -28,7 +28,7 @@ from membench.store.records import Record
 
 from membench.core.stats import wilson_interval
 
-COMPARED_ROLES = ("student", "control")
+COMPARED_ROLES = ("student", "control", "samples")  # samples: a file set with a reference set (detect --noise-index)
 
 # Which direction is better for each effect column (less memorization is better).
 DIRECTIONS: dict[str, str] = {

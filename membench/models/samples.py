@@ -64,14 +64,14 @@ def generate(model: Any, sampler: Any, n: int, seed: int, shape: tuple[int, int,
              batch_size: int = 500, progress: bool = False, desc: str = "sample") -> tuple[np.ndarray, np.ndarray]:
     """Run ``sampler`` on ``model`` for noises 0..n-1 of ``seed``; returns (images, noise_index)."""
     import torch
-    from tqdm.auto import tqdm
-
+    from membench.core.progress import track
     from membench.models.samplers.noise import noise_for
 
     index = np.arange(n, dtype=np.int64)
     out = np.empty((n, *shape), dtype=np.float32)
     starts = range(0, n, batch_size)
-    for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
+    for start in track(starts, f"{desc} ({n} samples)", total=n, enabled=progress,
+                       size=lambda s: min(batch_size, n - s)):
         idx = index[start : start + batch_size]
         z = noise_for(seed, idx, shape).to(device)
 
