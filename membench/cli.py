@@ -308,7 +308,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from membench.report import build_report
 
     rep = build_report(args.results_dir, out_dir=args.out, cache_dir=args.cache_dir,
-                       device=args.device, top=args.top)
+                       device=args.device, top=args.top, progress=not args.quiet)
     for msg in rep.problems:
         print(f"membench: warning: skipped {msg}", file=sys.stderr)
     print(f"wrote {rep.html} ({len(rep.leaderboard)} leaderboard rows, {len(rep.effect)} student/control rows)")
@@ -402,10 +402,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from membench.core.workspace import using
 
         resolve_paths(args)
-        from membench.core.progress import silence
+        from membench.core.progress import silenced
 
-        silence(bool(getattr(args, "quiet", False)))  # per call: main() may run several times in one process
-        with using(args.workspace):  # the registry and library defaults see the same workspace
+        with using(args.workspace), silenced(bool(getattr(args, "quiet", False))):
+            # the registry and library defaults see the same workspace; --quiet silences every progress display
             return COMMANDS[args.command](args)
     except MembenchError as exc:
         print(f"membench: error: {exc}", file=sys.stderr)

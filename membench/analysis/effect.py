@@ -252,6 +252,19 @@ def effect_table(records: list["Record"], problems: list[str] | None = None,
     return df.sort_values(["detector", "teacher", "student", "n_samples", "seed"], ignore_index=True)
 
 
+def null_row(effect: pd.DataFrame, row: pd.Series) -> pd.Series | None:
+    """The null of a student's row: the NFE-matched control's row (the teacher itself sampled at the
+    student's number of network evaluations, ``role = "control"``) for the same teacher, detector,
+    seed and sample count, when one was measured. Its same-nearest-image share is what agreement
+    with the teacher looks like without any distillation."""
+    if row.get("role") != "student" or effect.empty or "nfe" not in effect:
+        return None
+    ok = effect[(effect["role"] == "control") & (effect["status"] == "ok") & (effect["teacher"] == row["teacher"])
+                & (effect["detector"] == row["detector"]) & (effect["seed"] == row["seed"])
+                & (effect["n_samples"] == row["n_samples"]) & (effect["nfe"] == row["nfe"])]
+    return ok.iloc[0] if len(ok) else None
+
+
 def format_effect(df: pd.DataFrame) -> pd.DataFrame:
     """Human-readable view; every header says which direction is better."""
     def ci(row: pd.Series, col: str) -> str:

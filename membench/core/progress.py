@@ -15,7 +15,7 @@ Two ways in, both no-ops when progress is off:
         bar.update(loss=0.0123)                       # fields shown after the bar (loss, ...)
 
 Progress is shown only when the caller's ``enabled`` is true, nothing silenced it
-(``silence()``: the CLI's ``--quiet``) and standard error is a terminal; output to a pipe or
+(``silence()``/``silenced()``: the CLI's ``--quiet``) and standard error is a terminal; output to a pipe or
 a file never gets bars. Nested and successive tasks share one live display; a finished task
 leaves one line ("done ... in 1.2 s") above the ones still running.
 """
@@ -36,6 +36,18 @@ def silence(on: bool = True) -> None:
     """Turn every progress display off (``--quiet``) or back on."""
     global _silenced
     _silenced = on
+
+
+@contextmanager
+def silenced(on: bool = True) -> Iterator[None]:
+    """``silence(on)`` for the duration of a block (one CLI command), then as before."""
+    global _silenced
+    before = _silenced
+    _silenced = _silenced or on
+    try:
+        yield
+    finally:
+        _silenced = before
 
 
 def active(enabled: bool = True) -> bool:

@@ -8,8 +8,7 @@ fit 100 columns; plain ASCII (no colour, ASCII borders and symbols) when the out
 terminal. ``csv``/``json``/``markdown``: only the data, on standard output.
 
 The null of a student's same-nearest-image share is the agreement of the NFE-matched control
-(the teacher itself sampled at the student's step count, ``role = "control"``) with the same
-teacher, detector, seed and samples; without one the row says "no null measured".
+with its teacher (``analysis.effect.null_row``); without one the row says "no null measured".
 """
 from __future__ import annotations
 
@@ -68,37 +67,51 @@ def compact_rows(board: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def null_of(effect: pd.DataFrame, row: pd.Series) -> pd.Series | None:
-    """The NFE-matched control's row for a student's row (same teacher, detector, seed, n), if measured."""
-    if row.get("role") != "student" or effect.empty:
-        return None
-    ok = effect[(effect["role"] == "control") & (effect["status"] == "ok") & (effect["teacher"] == row["teacher"])
-                & (effect["detector"] == row["detector"]) & (effect["seed"] == row["seed"])
-                & (effect["n_samples"] == row["n_samples"]) & (effect["nfe"] == row["nfe"])]
-    return ok.iloc[0] if len(ok) else None
+def effect_rows(effect: pd.DataFrame, sym: dict[str, str] = _ASCII, with_teacher: bool | None = None) -> pd.DataFrame:
+    """One row per student/control: difference [CI], McNemar p, same nearest image [CI] and its null.
 
+    ``with_teacher``: a "vs" column naming each row's teacher (default: only when there are several)."""
+    from membench.analysis.effect import null_row
 
-def effect_rows(effect: pd.DataFrame, sym: dict[str, str] = _ASCII) -> pd.DataFrame:
-    """One row per student/control: difference [CI], McNemar p, same nearest image [CI] and its null."""
-    cols = ["student", "vs", "detector", f"{sym['delta']} memorized [95% CI]", "McNemar p",
-            "same nearest [95% CI]", "null (same nearest)"]
+    if with_teacher is None:
+        with_teacher = effect["teacher"].nunique() > 1
+    cols = ["student", *(["vs"] if with_teacher else []), "detector", f"{sym['delta']} memorized [95% CI]",
+            "McNemar p", "same nearest [CI]", "null [CI]"]
     rows = []
     for _, r in effect.iterrows():
-        base = [r["student"] + (" (control)" if r["role"] == "control" else ""), r["teacher"], r["detector"]]
+        base = [r["student"], *([r["teacher"]] if with_teacher else []), r["detector"]]
         if r["status"] != "ok":
             rows.append(base + [f"{r['status']}: {r['note']}", "", "", ""])
             continue
         diff = f"{r['diff']:+.3f} [{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}]".replace("-", sym["minus"])
         same = _ci(r["same_nearest"], r["same_nearest_ci_low"], r["same_nearest_ci_high"], ".2f")
         if r["role"] == "control":
-            null = "(is a null)"
+            null = "(a control)"
         else:
-            ctrl = null_of(effect, r)
-            null = ("no null measured" if ctrl is None else
-                    _ci(ctrl["same_nearest"], ctrl["same_nearest_ci_low"], ctrl["same_nearest_ci_high"], ".2f")
-                    + f" {ctrl['student']}")
+            ctrl = null_row(effect, r)
+            null = ("none measured" if ctrl is None else
+                    _ci(ctrl["same_nearest"], ctrl["same_nearest_ci_low"], ctrl["same_nearest_ci_high"], ".2f"))
         rows.append(base + [diff, _p(r["mcnemar_p"]), same, null])
     return pd.DataFrame(rows, columns=cols)
+
+
+def null_legend(effect: pd.DataFrame) -> str:
+    """Which control is each student's null, in one line."""
+    from membench.analysis.effect import null_row
+
+    used: dict[str, str] = {}
+    missing = []
+    for _, r in effect[effect["role"] == "student"].iterrows() if not effect.empty else []:
+        ctrl = null_row(effect, r)
+        if ctrl is None:
+            missing.append(r["student"])
+        else:
+            used[ctrl["student"]] = f"{ctrl['student']} at {int(ctrl['nfe'])} NFE"
+    text = ("same nearest: share of noises whose nearest training image is the teacher's; null: that share for "
+            "the NFE-matched control" + (f" ({', '.join(used.values())})" if used else ""))
+    if missing:
+        text += f"; no null measured for {', '.join(dict.fromkeys(missing))}"
+    return text + "."
 
 
 def cached_lines(board: pd.DataFrame, sym: dict[str, str] = _ASCII) -> list[str]:
@@ -156,12 +169,18 @@ def is_terminal(stream: IO[str]) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
-def _rich_table(df: pd.DataFrame, title: str, tty: bool, right: Iterable[str] = ()) -> Any:
+def _box(tty: bool) -> Any:
+    """Header rule only, no vertical lines (columns 2 spaces apart); '-' off a terminal."""
     from rich import box
+
+    return box.SIMPLE_HEAD if tty else box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+
+
+def _rich_table(df: pd.DataFrame, tty: bool, right: Iterable[str] = ()) -> Any:
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if tty else box.ASCII2,
-                  safe_box=not tty, pad_edge=False, show_edge=tty, header_style="bold" if tty else "")
+    table = Table(box=_box(tty), safe_box=not tty, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0),
+                  header_style="bold" if tty else "")
     right = set(right)
     for c in df.columns:
         table.add_column(str(c), justify="right" if c in right else "left", overflow="fold")
@@ -194,21 +213,25 @@ def render_table(board: pd.DataFrame, effect: pd.DataFrame, stream: IO[str] | No
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=tty, color_system="auto" if tty else None,
                       highlight=False, emoji=False, soft_wrap=False)
-    n_seeds = sorted({int(s) for s in board["seed"]}) if len(board) else []
+    seeds = sorted({int(s) for s in board["seed"]}) if len(board) else []
     ns = sorted({int(n) for n in board["n_samples"]}) if len(board) else []
-    title = (f"memorization (n={', '.join(map(str, ns))} samples, seed {', '.join(map(str, n_seeds))}; "
-             f"memorized: lower = less; FID held-out: lower = better)")
-    console.print(_rich_table(compact_rows(board), title, tty, right=("FID", "NFE")))
+    console.print(f"n={', '.join(map(str, ns))} samples, seed {', '.join(map(str, seeds))}; memorized: flagged "
+                  "fraction (lower = less); FID vs held-out (lower = better)",
+                  markup=False, style="bold" if tty else None)
+    console.print(_rich_table(compact_rows(board), tty, right=("FID", "NFE")))
     if effect is not None and not effect.empty:
-        console.print(_rich_table(
-            effect_rows(effect, sym),
-            f"paired effect, student {sym['minus']} teacher over the same noises (same nearest: share of noises "
-            "landing on the teacher's nearest training image)", tty))
-    for line in cached_lines(board, sym):
-        console.print(line, markup=False)
-    for line in footer:
-        console.print(line, markup=False)
-    text = buf.getvalue()
+        teachers = list(dict.fromkeys(effect["teacher"]))
+        vs = f" vs {teachers[0]}" if len(teachers) == 1 else ""
+        console.print(f"\nPaired effect of distillation{vs}: student {sym['minus']} teacher over the same noises "
+                      "(95% CIs).", markup=False, style="bold" if tty else None)
+        console.print(_rich_table(effect_rows(effect, sym), tty))
+        console.print(null_legend(effect), markup=False)
+    lines = [*cached_lines(board, sym), *footer]
+    if lines:
+        console.print()
+    for line in lines:
+        console.print(line, markup=False, soft_wrap=True)  # a path is never cut in two
+    text = "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())  # no padding to the width
     stream.write(text if tty else to_ascii(text))
 
 
