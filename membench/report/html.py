@@ -23,7 +23,9 @@ EFFECT_NOTE = (
     "Same nearest image: how often the student's nearest training image is the teacher's for the same noise, "
     "whatever the threshold; student farther: among those, how often the student's copy is farther from the image "
     "(less precise). Fractions: 95% Wilson intervals.")
-NULL_NOTE = ("null: the same share for the NFE-matched control (the teacher itself sampled with the student's number "
+NULL_NOTE = ("Δ: student − teacher memorized fraction (paired 95% CI); same nearest: share of noises whose student "
+             "sample has the teacher's sample's nearest training image (95% Wilson CI); "
+             "null: the same share for the NFE-matched control (the teacher itself sampled with the student's number "
              "of network evaluations): what agreement with the teacher looks like without distillation.")
 
 CSS = """
