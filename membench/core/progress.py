@@ -14,6 +14,8 @@ Two ways in, both no-ops when progress is off:
         bar.advance(k)                                # k items done (total known: bar, count, ETA)
         bar.update(loss=0.0123)                       # fields shown after the bar (loss, ...)
 
+    net = progress.ticking(model, bar, batch / nfe)   # ticks on every call of a function (network evaluations)
+
 Progress is shown only when the caller's ``enabled`` is true, nothing silenced it
 (``silence()``/``silenced()``: the CLI's ``--quiet``) and standard error is a terminal; output to a pipe or
 a file never gets bars. Nested and successive tasks share one live display; a finished task
@@ -65,13 +67,20 @@ class Task:
         if self._progress is not None:
             self._progress.advance(self._id, n)
 
-    def update(self, total: float | None = None, description: str | None = None, **fields: Any) -> None:
-        """Change the total or description, or set shown fields (e.g. ``loss=0.01``)."""
+    @property
+    def shown(self) -> bool:
+        return self._progress is not None
+
+    def update(self, total: float | None = None, description: str | None = None, completed: float | None = None,
+               **fields: Any) -> None:
+        """Change the total, description or count done, or set shown fields (e.g. ``loss=0.01``)."""
         if self._progress is None:
             return
         kw: dict[str, Any] = {}
         if total is not None:
             kw["total"] = total
+        if completed is not None:
+            kw["completed"] = completed
         if description is not None:
             kw["description"] = description
         if fields:
@@ -80,18 +89,49 @@ class Task:
         self._progress.update(self._id, **kw)
 
 
+class _Ticking:
+    """``fn`` that advances ``bar`` by ``amount`` after every call; other attributes pass through."""
+
+    def __init__(self, fn: Any, bar: Task, amount: float):
+        self._fn, self._bar, self._amount = fn, bar, amount
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        out = self._fn(*args, **kwargs)
+        self._bar.advance(self._amount)
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fn, name)
+
+
+def ticking(fn: T, bar: Task, amount: float = 1) -> T:
+    """``fn`` itself when ``bar`` is not shown, else a stand-in that ticks ``bar`` on every call
+    (e.g. a network evaluated ``nfe`` times per batch: ``amount = batch / nfe`` samples)."""
+    return _Ticking(fn, bar, amount) if bar.shown else fn  # type: ignore[return-value]
+
+
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _make_progress() -> Any:
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
 
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
-                    MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                    TextColumn("{task.fields[info]}"), console=Console(stderr=True), transient=True)
+    class CountAndEta(ProgressColumn):
+        """``done/total eta m:ss`` for a counted task; nothing for a step without a total."""
+
+        def render(self, task: Any) -> Text:
+            if task.total is None:
+                return Text("")
+            left = task.time_remaining
+            eta = "" if left is None else f" eta {int(left) // 60}:{int(left) % 60:02d}"
+            return Text(f"{int(task.completed)}/{int(task.total)}{eta}")
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24), CountAndEta(),
+                    TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=Console(stderr=True),
+                    transient=True)
 
 
 @contextmanager
@@ -116,12 +156,14 @@ def task(description: str, total: float | None = None, enabled: bool = True) -> 
         ok = True
     finally:
         prog.remove_task(task_id)
-        if ok:
-            prog.console.print(f"[dim]done[/dim] {description} in {time.time() - t0:.1f} s", highlight=False)
         _live["depth"] -= 1
         if _live["depth"] == 0:
             prog.stop()
             _live["progress"] = None
+        else:
+            prog.refresh()
+        if ok:
+            prog.console.print(f"[dim]done[/dim] {description} in {time.time() - t0:.1f} s", highlight=False)
 
 
 def track(items: Iterable[T], description: str, total: float | None = None, enabled: bool = True,
