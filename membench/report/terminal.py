@@ -75,8 +75,9 @@ def effect_rows(effect: pd.DataFrame, sym: dict[str, str] = _ASCII, with_teacher
 
     if with_teacher is None:
         with_teacher = effect["teacher"].nunique() > 1
-    cols = ["student", *(["vs"] if with_teacher else []), "detector", f"{sym['delta']} memorized [95% CI]",
-            "McNemar p", "same nearest [CI]", "null [CI]"]
+    files = bool(len(effect)) and (effect["role"] == "samples").all()  # detect: sample sets, no controls
+    cols = ["samples" if files else "student", *(["vs"] if with_teacher else []), "detector",
+            f"{sym['delta']} memorized [95% CI]", "McNemar p", "same nearest [CI]", "null [CI]"]
     rows = []
     for _, r in effect.iterrows():
         base = [r["student"], *([r["teacher"]] if with_teacher else []), r["detector"]]
@@ -92,7 +93,8 @@ def effect_rows(effect: pd.DataFrame, sym: dict[str, str] = _ASCII, with_teacher
             null = ("none measured" if ctrl is None else
                     _ci(ctrl["same_nearest"], ctrl["same_nearest_ci_low"], ctrl["same_nearest_ci_high"], ".2f"))
         rows.append(base + [diff, _p(r["mcnemar_p"]), same, null])
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    return out.drop(columns=["null [CI]"]) if files else out
 
 
 def null_legend(effect: pd.DataFrame) -> str:
@@ -215,17 +217,22 @@ def render_table(board: pd.DataFrame, effect: pd.DataFrame, stream: IO[str] | No
                       highlight=False, emoji=False, soft_wrap=False)
     seeds = sorted({int(s) for s in board["seed"]}) if len(board) else []
     ns = sorted({int(n) for n in board["n_samples"]}) if len(board) else []
+    has_fid = "fid_heldout" in board and board["fid_heldout"].notna().any()
     console.print(f"n={', '.join(map(str, ns))} samples, seed {', '.join(map(str, seeds))}; memorized: flagged "
-                  "fraction (lower = less); FID vs held-out (lower = better)",
+                  "fraction (lower = less)" + ("; FID vs held-out (lower = better)" if has_fid else ""),
                   markup=False, style="bold" if tty else None)
     console.print(_rich_table(compact_rows(board), tty, right=("FID", "NFE")))
     if effect is not None and not effect.empty:
         teachers = list(dict.fromkeys(effect["teacher"]))
         vs = f" vs {teachers[0]}" if len(teachers) == 1 else ""
-        console.print(f"\nPaired effect of distillation{vs}: student {sym['minus']} teacher over the same noises "
+        files = (effect["role"] == "samples").all()
+        console.print(f"\nPaired comparison{vs}: each set {sym['minus']} the reference over the same noise indices "
+                      "(95% CIs)." if files else
+                      f"\nPaired effect of distillation{vs}: student {sym['minus']} teacher over the same noises "
                       "(95% CIs).", markup=False, style="bold" if tty else None)
         console.print(_rich_table(effect_rows(effect, sym), tty))
-        console.print(null_legend(effect), markup=False)
+        console.print("same nearest: share of noises whose nearest training image is the reference's."
+                      if files else null_legend(effect), markup=False)
     lines = [*cached_lines(board, sym), *footer]
     if lines:
         console.print()
