@@ -176,3 +176,9 @@ def test_progress_shows_on_a_terminal_only(monkeypatch):
         progress.silence(False)
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: nothing shown
     assert not progress.active()
+
+
+def test_one_progress_module():
+    """Every long loop reports through membench.core.progress; no ad-hoc bars or prints."""
+    offenders = [str(p.relative_to(REPO)) for p in (REPO / "membench").rglob("*.py") if "tqdm" in p.read_text()]
+    assert offenders == []
