@@ -85,7 +85,7 @@ def _tables_and_figures(board: pd.DataFrame, effect: pd.DataFrame, records: list
     """Everything on the page but the image grids."""
     from membench.analysis.effect import format_effect
     from membench.report import plots, summary
-    from membench.report.terminal import _UNICODE, compact_rows, effect_rows
+    from membench.report.terminal import UNICODE, compact_rows, effect_rows
     from membench.store import leaderboard
     from membench.store.directions import quality_columns
 
@@ -94,7 +94,7 @@ def _tables_and_figures(board: pd.DataFrame, effect: pd.DataFrame, records: list
     main_board.insert(2, "n", [int(n) for n in board["n_samples"]])
     main_effect = pd.DataFrame()
     if not effect.empty:
-        main_effect = effect_rows(effect, _UNICODE)
+        main_effect = effect_rows(effect, UNICODE)
         main_effect.insert(3, "seed", [int(s) for s in effect["seed"]])
     qcols = [c for c in quality_columns(board.columns) if board[c].notna().any() and not c.startswith("kid")]
     quality = {ref: [(png, col, f"{col.replace('_', ' ')} against memorized fraction")

@@ -8,7 +8,7 @@ fit 100 columns; plain ASCII (no colour, ASCII borders and symbols) when the out
 terminal. ``csv``/``json``/``markdown``: only the data, on standard output.
 
 The null of a student's same-nearest-image share is the agreement of the NFE-matched control
-with its teacher (``analysis.effect.null_row``); without one the row says "no null measured".
+with its teacher (``analysis.effect.null_row``); without one the row says "none measured".
 """
 from __future__ import annotations
 
@@ -20,12 +20,11 @@ from typing import IO, Any, Iterable
 
 import pandas as pd
 
-FORMATS = ("table", "csv", "json", "markdown")
 WIDTH = 100  # the widest a table is drawn, in characters
 
 # Symbols per mode: a terminal gets Unicode, anything else plain ASCII.
-_UNICODE = {"delta": "Δ", "minus": "−", "x": "×", "down": "↓", "up": "↑"}
-_ASCII = {"delta": "diff", "minus": "-", "x": "x", "down": "(lower=less)", "up": ""}
+UNICODE = {"delta": "Δ", "minus": "−", "x": "×", "down": "↓", "up": "↑"}
+ASCII = {"delta": "diff", "minus": "-", "x": "x", "down": "(lower=less)", "up": ""}
 
 
 def _num(v: Any, fmt: str = ".3g") -> str:
@@ -67,7 +66,7 @@ def compact_rows(board: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def effect_rows(effect: pd.DataFrame, sym: dict[str, str] = _ASCII, with_teacher: bool | None = None) -> pd.DataFrame:
+def effect_rows(effect: pd.DataFrame, sym: dict[str, str] = ASCII, with_teacher: bool | None = None) -> pd.DataFrame:
     """One row per student/control: difference [CI], McNemar p, same nearest image [CI] and its null.
 
     ``with_teacher``: a "vs" column naming each row's teacher (default: only when there are several)."""
@@ -116,7 +115,7 @@ def null_legend(effect: pd.DataFrame) -> str:
     return text + "."
 
 
-def cached_lines(board: pd.DataFrame, sym: dict[str, str] = _ASCII) -> list[str]:
+def cached_lines(board: pd.DataFrame, sym: dict[str, str] = ASCII) -> list[str]:
     """One line per model x detector pair read back from the store instead of computed."""
     if "cached" not in board:
         return []
@@ -209,7 +208,7 @@ def render_table(board: pd.DataFrame, effect: pd.DataFrame, stream: IO[str] | No
 
     stream = stream or sys.stdout
     tty = is_terminal(stream) if tty is None else tty
-    sym = _UNICODE if tty else _ASCII
+    sym = UNICODE if tty else ASCII
     if width is None:
         width = min(WIDTH, Console(file=stream).width) if tty else WIDTH
     buf = io.StringIO()
@@ -258,7 +257,7 @@ def render_data(fmt: str, board: pd.DataFrame, effect: pd.DataFrame) -> str:
     if fmt == "markdown":
         parts = [compact_rows(board).to_markdown(index=False)]
         if effect is not None and not effect.empty:
-            parts.append(effect_rows(effect, _UNICODE).to_markdown(index=False))
+            parts.append(effect_rows(effect, UNICODE).to_markdown(index=False))
         return "\n\n".join(parts) + "\n"
     raise ValueError(f"unknown format {fmt!r}")
 
