@@ -117,11 +117,11 @@ def null_legend(effect: pd.DataFrame) -> str:
 
 def cached_lines(board: pd.DataFrame, sym: dict[str, str] = ASCII) -> list[str]:
     """One line per model x detector pair read back from the store instead of computed."""
-    if "cached" not in board:
+    if "cached" not in board or not board["cached"].astype(bool).any():
         return []
-    return [f"cached: {r['model']} {sym['x']} {r['detector']} (n={int(r['n_samples'])}, seed {int(r['seed'])}): "
-            "read from the store, not recomputed (--force recomputes)"
-            for _, r in board[board["cached"].astype(bool)].iterrows()]
+    return [f"cached: {r['model']} {sym['x']} {r['detector']} (n={int(r['n_samples'])}, seed {int(r['seed'])})"
+            for _, r in board[board["cached"].astype(bool)].iterrows()] + [
+        "(cached: read from the store, not recomputed; --force recomputes)"]
 
 
 def run_effect(results_dir: Any, board: pd.DataFrame) -> pd.DataFrame:
