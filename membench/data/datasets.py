@@ -110,13 +110,18 @@ def _registered(name: str) -> bool:
     return DATASETS.find(name) is not None or name in DATASETS.entry_files()
 
 
-def load_images(spec: str | Path, what: str = "samples") -> np.ndarray:
-    """Images of a file or folder (``PATH[:k=v,...]``, the same formats and rules as a dataset
-    path), as float32 NCHW in [-1, 1]."""
+def load_image_file(spec: str | Path, what: str = "samples") -> Dataset:
+    """A file or folder of images (``PATH[:k=v,...]``, the same formats and rules as a dataset
+    path) with what its loader recorded (``meta["files"]``: each image's name in a folder)."""
     found = split_path_spec(str(spec))
     if found is None or not found[0].exists():
         raise MembenchError(f"{what} not found: {spec}")
-    return np.asarray(load_path(found[0], str(spec), found[1]).images)
+    return load_path(found[0], str(spec), found[1])
+
+
+def load_images(spec: str | Path, what: str = "samples") -> np.ndarray:
+    """Images of a file or folder (see ``load_image_file``), as float32 NCHW in [-1, 1]."""
+    return np.asarray(load_image_file(spec, what).images)
 
 
 def as_dataset(train: Any) -> Dataset:

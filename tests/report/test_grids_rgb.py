@@ -9,7 +9,7 @@ from PIL import Image
 
 from membench.cli import main
 from membench.core.errors import MembenchError
-from membench.report.plots import image_strip
+from membench.report.grids import render_image
 
 from tests.conftest import tiny_unet_config
 
@@ -18,20 +18,19 @@ def decode(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
 
 
-def test_strip_mixes_gray_rgb_and_sizes_exactly(rng):
+def test_render_image_draws_gray_rgb_and_sizes_exactly(rng):
     rgb4 = rng.integers(0, 256, (3, 4, 4))
     gray8 = rng.integers(0, 256, (1, 8, 8))
     rgb64 = rng.integers(0, 256, (3, 64, 64))
     to_model = lambda u: (u / 127.5 - 1).astype(np.float32)  # noqa: E731
-    strip = decode(image_strip([to_model(rgb4), to_model(gray8), to_model(rgb64)], gap=6))
-    # each tile's longer side ~72 px by an integer scale: 4 -> x18 (72), 8 -> x9 (72), 64 -> x1 (64, centred)
-    assert strip.shape == (72, 72 + 6 + 72 + 6 + 64, 3)
-    np.testing.assert_array_equal(strip[:72, :72], rgb4.transpose(1, 2, 0).repeat(18, 0).repeat(18, 1))
-    np.testing.assert_array_equal(strip[:72, 78:150], np.repeat(gray8[0].repeat(9, 0).repeat(9, 1)[..., None], 3, 2))
-    np.testing.assert_array_equal(strip[4:68, 156:220], rgb64.transpose(1, 2, 0))
-    assert (strip[:4, 156:220] == 255).all()  # white margin above the centred smaller tile
-    with pytest.raises(MembenchError, match="expected .1 or 3, H, W. images"):
-        image_strip([np.zeros((2, 8, 8), np.float32)])
+    # each image's longer side ~72 px by an integer scale: 4 -> x18 (72), 8 -> x9 (72), 64 -> x1 (64)
+    np.testing.assert_array_equal(decode(render_image(to_model(rgb4))), rgb4.transpose(1, 2, 0).repeat(18, 0).repeat(18, 1))
+    np.testing.assert_array_equal(decode(render_image(to_model(gray8))),
+                                  np.repeat(gray8[0].repeat(9, 0).repeat(9, 1)[..., None], 3, 2))
+    np.testing.assert_array_equal(decode(render_image(to_model(rgb64))), rgb64.transpose(1, 2, 0))
+    for bad in [np.zeros((2, 8, 8), np.float32), np.zeros((4, 8, 8), np.float32), np.zeros((8, 8), np.float32)]:
+        with pytest.raises(MembenchError, match="expected .1 or 3, H, W. images"):
+            render_image(bad)
 
 
 def test_report_grids_show_rgb_32x32_samples_and_training_images(tmp_path, monkeypatch, capsys):
@@ -57,11 +56,12 @@ def test_report_grids_show_rgb_32x32_samples_and_training_images(tmp_path, monke
                  "--results-dir", str(res), "--quiet"]) == 0, capsys.readouterr().err
     assert main(["report", "--results-dir", str(res), "--top", "2", "--quiet"]) == 0, capsys.readouterr().err
     html = (res / "report" / "report.html").read_text()
-    grids = re.findall(r'<img class="grid" alt="([^"]*)" src="data:image/png;base64,([^"]+)"', html)
-    assert len(grids) == 2
-    alt, png = grids[0]
-    strip = decode(base64.b64decode(png))
-    assert strip.shape == (64, 64 + 6 + 64, 3)  # 32x32 at x2, sample and its nearest training image
-    nearest = int(re.search(r"nearest #(\d+)", alt).group(1))
-    np.testing.assert_array_equal(strip[:, 70:], train[nearest].transpose(1, 2, 0).repeat(2, 0).repeat(2, 1))
-    assert np.abs(strip[..., 0] - strip[..., 1]).mean() > 10  # colour, not gray
+    cells = re.findall(r'<img class="grid" alt="([^"]*)" src="data:image/png;base64,([^"]+)"', html)
+    nearest = [(int(m.group(1)), png) for alt, png in cells if (m := re.search(r"nearest: #(\d+)", alt))]
+    samples = [png for alt, png in cells if alt.endswith(": sample")]
+    assert len(nearest) == len(samples) == 2
+    for k, png in nearest:  # 32x32 at x2, the training image itself, in colour
+        np.testing.assert_array_equal(decode(base64.b64decode(png)), train[k].transpose(1, 2, 0).repeat(2, 0).repeat(2, 1))
+    sample = decode(base64.b64decode(samples[0]))
+    assert sample.shape == (64, 64, 3)
+    assert np.abs(sample[..., 0] - sample[..., 1]).mean() > 10  # colour, not gray
