@@ -41,9 +41,10 @@ def resolve_detectors(detectors: str | Sequence[str]) -> tuple[list[Any], bool]:
 
 
 def check_count(n: Any, what: str = "--n-samples") -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-        raise MembenchError(f"{what} must be a positive integer, got {n!r}")
-    return n
+    """A positive integer (the one rule: ``membench.core.options.check_count``)."""
+    from membench.core.options import check_count as check
+
+    return check(n, what)
 
 
 def model_subject(spec: ModelSpec, nfe: int | None = None, checkpoint_hash: str | None = None) -> dict[str, Any]:
@@ -94,19 +95,26 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     from membench.models.specs import resolve_model
     from membench.store import leaderboard
 
+    from membench.core.options import check_seed
+    from membench.core.paths import check_output_dir
+    from membench.models.preflight import check_model
+
+    # Everything is checked before the first lock, cache or result file (docs/guide.md, "Errors and guarantees").
     check_count(n_samples)
+    check_seed(seed)
     specs = [resolve_model(m) for m in expand_names(models, names("models"))]
     dets, everything = resolve_detectors(detectors)
     if quality:
         _check_quality_extractor(quality_extractor)
     device = resolve_device(device)
-    results_dir = resolve_results(results_dir)
+    results_dir = check_output_dir(resolve_results(results_dir))
     ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
     trains: dict[str, Dataset] = {}
     sets = []
     for spec in specs:
         if spec.dataset not in trains:
             trains[spec.dataset] = load_dataset(spec.dataset)
+        check_model(spec, trains[spec.dataset].shape, n_samples)
         sets.append(model_image_set(spec, trains[spec.dataset], n_samples, seed, device, ctx.cache_dir, progress))
     result = measure(sets, dets, ctx, quality=quality_extractor if quality else None, results_dir=results_dir,
                      force=force, keep_unavailable=everything)
@@ -160,11 +168,15 @@ def detect(samples: str | Path | np.ndarray, train: str, detectors: str | Sequen
     from membench.models.samples import resolve_device
     from membench.store.leaderboard import build
 
-    train_ds = load_dataset(train)
+    from membench.core.paths import check_output_dir
+
     dets, everything = resolve_detectors(detectors)
+    device = resolve_device(device)
+    if results_dir is not None:
+        results_dir = check_output_dir(results_dir)
+    train_ds = load_dataset(train)
     iset = file_image_set(samples, train_ds)
-    ctx = DetectorContext(device=resolve_device(device), cache_dir=Path(cache_dir) if cache_dir else None,
-                          progress=progress)
+    ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
     result = measure([iset], dets, ctx, results_dir=results_dir, keep_unavailable=everything)
     return build(result.records), {r.test["name"]: r for r in result.records if r.ok}
 

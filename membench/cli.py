@@ -20,7 +20,14 @@ CACHE_HELP = "sample/feature/weights cache; overrides the default $MEMBENCH_CACH
 RESULTS_SUBDIR = {"check": "check"}
 
 
+# Exit codes (docs/guide.md, "Errors and guarantees"); `check` adds EXIT_REGRESSED (3).
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEBUG_HELP = "show the full traceback of an error (default: one line)"
+
+
 def _add_workspace(p: argparse.ArgumentParser) -> None:
+    # --debug is global; accepted after the command too (SUPPRESS: the subcommand does not reset it)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     p.add_argument("--workspace", default=None, metavar="DIR",
                    help="folder for everything membench writes (results, models, registry entries, studies); "
                         "default: $MEMBENCH_HOME, else ./membench-workspace")
@@ -35,6 +42,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="membench", description="Memorization benchmark for diffusion models and their distilled students.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("list", help="list registered models, detectors, distillers, ...")
@@ -209,6 +217,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from .core.io import atomic_write_text
     from .store.leaderboard import format_table
 
+    if args.per_sample:
+        from .core.paths import check_output_file
+
+        check_output_file(args.per_sample, "--per-sample file", "--per-sample")
     df, records = detect(args.samples, args.train, args.detectors, device=args.device, progress=not args.quiet,
                          results_dir=args.results_dir, cache_dir=args.cache_dir)
     view = format_table(df)
@@ -358,40 +370,74 @@ def resolve_paths(args: argparse.Namespace) -> None:
     """
     from membench.core.workspace import Workspace, check_outside_package, default_cache_dir
 
+    from membench.core.errors import OutputError
+
     ws = Workspace.resolve(getattr(args, "workspace", None))
     if ws.root.exists() and not ws.root.is_dir():
-        raise MembenchError(f"workspace {ws.root} exists and is not a folder")
+        raise OutputError(f"workspace {ws.root} exists and is not a folder")
     args.workspace = check_outside_package(ws.root, "workspace", "--workspace")
     if hasattr(args, "results_dir"):
         default = ws.results / RESULTS_SUBDIR.get(args.command, "")
         args.results_dir = check_outside_package(args.results_dir or default, "results folder", "--results-dir")
+        if args.results_dir.exists() and not args.results_dir.is_dir():
+            raise OutputError(f"results folder {args.results_dir} is not a folder (--results-dir must name a folder)")
     if hasattr(args, "cache_dir"):
         args.cache_dir = check_outside_package(args.cache_dir or default_cache_dir(), "cache folder", "--cache-dir")
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    return f"membench: warning: {str(message).strip().splitlines()[0] if str(message).strip() else category.__name__}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The one error boundary: every ``MembenchError``, and every ``OSError`` on a path (read-only,
+    full disk, not a folder), is one line ``membench: error: <problem> (<path>)`` and a non-zero
+    exit (EXIT_*); ``--debug`` prints the traceback too."""
+    import warnings
+
+    from membench.core import devices
+    from membench.core.paths import describe_os_error
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # usage errors: argparse prints them and exits 2 (EXIT_USAGE)
     if args.version:
         from membench import __version__
 
         print(__version__)
-        return 0
+        return EXIT_OK
     if not args.command:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
+    notes: list[str] = []
+    devices.set_announcer(notes.append)  # `--device auto` on a CPU-only machine: said once, after the work
+    old_format = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
+    problem, caught = None, None
     try:
         from membench.core.workspace import using
 
         resolve_paths(args)
         with using(args.workspace):  # the registry and library defaults see the same workspace
-            return COMMANDS[args.command](args)
+            code = COMMANDS[args.command](args)
+        for note in notes:
+            print(f"membench: note: {note}", file=sys.stderr)
+        return code
     except MembenchError as exc:
-        print(f"membench: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("membench: interrupted; nothing half-written was kept", file=sys.stderr)
-        return 130
+        problem, code, caught = str(exc), EXIT_ERROR, exc
+    except OSError as exc:  # a path the user gave: read-only, full, a file where a folder belongs
+        problem, code, caught = describe_os_error(exc), EXIT_ERROR, exc
+    except KeyboardInterrupt as exc:
+        problem, code, caught = "interrupted; nothing half-written was kept", EXIT_INTERRUPTED, exc
+    finally:
+        devices.set_announcer(None)
+        warnings.formatwarning = old_format
+    if getattr(args, "debug", False):
+        import traceback
+
+        traceback.print_exception(caught)
+    first = problem.strip().splitlines()[0] if problem and problem.strip() else "unknown error"
+    print(f"membench: {'error: ' if code != EXIT_INTERRUPTED else ''}{first}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -45,13 +45,10 @@ class SampleSet:
 
 
 def resolve_device(device: str) -> str:
-    import torch
+    """The one device rule (``membench.core.devices.resolve_device``), kept importable from here."""
+    from membench.core.devices import resolve_device as resolve
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MembenchError(f"--device {device}: CUDA is not available on this machine")
-    return device
+    return resolve(device)
 
 
 def sample_key(checkpoint_hash: str, sampler: str, seed: int, n: int) -> str:
