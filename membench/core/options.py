@@ -33,8 +33,8 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 # Ranges that hold for an option of this name in every component (a field's own metadata wins).
 RANGES: dict[str, dict[str, Any]] = {
     "seed": {"lo": 0, "hi": SEED_MAX},
-    "iterations": {"lo": 1},
-    "iterations_per_stage": {"lo": 1},
+    "iterations": {"lo": 0},  # 0: the student is the teacher copy (tests, snapshots)
+    "iterations_per_stage": {"lo": 0},
     "batch_size": {"lo": 1},
     "steps": {"lo": 1},
     "levels": {"lo": 1},

@@ -15,6 +15,7 @@ import numpy as np
 
 from membench.core.io import atomic_save_npz
 from membench.core.errors import MembenchError
+from membench.core.faults import fault_point
 from membench.core.workspace import default_cache_dir
 
 SAMPLE_FORMAT = 1
@@ -108,6 +109,7 @@ def get_samples(spec: Any, n: int, seed: int, device: str = "auto", cache_dir: P
         c, h, w = meta["image_shape"]
         images, index = generate(model, sampler, n, seed, (c, h, w), device, progress=progress,
                                  desc=f"sample {spec.name}")
+        fault_point("samples-generated")
         ss = SampleSet(images=images, noise_index=index, seed=seed, meta={
             "model": spec.name, "sampler": spec.sampler, "nfe": int(getattr(sampler, "nfe", -1)),
             "checkpoint_hash": ckpt_hash, "key": key, "device": device,
