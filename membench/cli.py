@@ -39,8 +39,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     _add_workspace(p)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error (and exit 2, EXIT_USAGE)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"membench: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="membench", description="Memorization benchmark for diffusion models and their distilled students.")
+    parser = Parser(prog="membench", description="Memorization benchmark for diffusion models and their distilled students.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -399,7 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from membench.core.paths import describe_os_error
 
     parser = build_parser()
-    args = parser.parse_args(argv)  # usage errors: argparse prints them and exits 2 (EXIT_USAGE)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error, already printed in one line (EXIT_USAGE)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.version:
         from membench import __version__
 
