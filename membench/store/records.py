@@ -241,9 +241,17 @@ def is_stored(results_dir: str | Path, rec: Record) -> bool:
     try:
         verify_record(path)
     except CorruptRecordError as exc:
-        warnings.warn(f"{exc}; recomputing it", stacklevel=2)
+        from membench.core.io import file_stamp
+
+        stamp = file_stamp(path)
+        if stamp not in _REPORTED:  # asked twice per record (before and under its lock): said once
+            _REPORTED.add(stamp)
+            warnings.warn(f"{exc}; recomputing it", stacklevel=2)
         return False
     return True
+
+
+_REPORTED: set[tuple[str, int, int]] = set()
 
 
 def write_record(results_dir: str | Path, rec: Record) -> Path:
