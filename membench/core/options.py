@@ -148,7 +148,8 @@ class _Refused(Exception):
 
 
 def _show(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) or value is None else str(value)
+    text = str(value).lower() if isinstance(value, bool) or value is None else str(value)
+    return text.encode("unicode_escape").decode("ascii")  # one line, whatever the user typed
 
 
 def _coerce(value: Any, hint: Any) -> Any:
@@ -175,6 +176,10 @@ def _coerce(value: Any, hint: Any) -> Any:
     if hint is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, int):  # `1`, `0` (parsed as numbers)
+            if value in (0, 1):
+                return bool(value)
+            raise _Refused("must be true or false (also yes/no, 1/0)")
         text = _show(value).strip().lower()
         if text in TRUE:
             return True
@@ -194,7 +199,7 @@ def _coerce(value: Any, hint: Any) -> Any:
     if hint is str:
         if value is None or isinstance(value, (dict, list, tuple)):
             raise _Refused("must be text")
-        return _show(value) if not isinstance(value, str) else value
+        return (str(value).lower() if isinstance(value, bool) else str(value)) if not isinstance(value, str) else value
     return value  # containers, classes, ...: the component checks them
 
 
