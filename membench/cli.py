@@ -306,10 +306,11 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from membench.core.devices import resolve_device
     from membench.report import build_report
 
     rep = build_report(args.results_dir, out_dir=args.out, cache_dir=args.cache_dir,
-                       device=args.device, top=args.top)
+                       device=resolve_device(args.device), top=args.top)  # a bad device: one line, before any work
     for msg in rep.problems:
         print(f"membench: warning: skipped {msg}", file=sys.stderr)
     print(f"wrote {rep.html} ({len(rep.leaderboard)} leaderboard rows, {len(rep.effect)} student/control rows)")

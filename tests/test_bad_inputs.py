@@ -95,7 +95,14 @@ SETUPS = {
     "meta-missing": lambda e: (e["ckpt"] / "membench.json").unlink(),
     "meta-format": lambda e: _meta(e, format="other/9"),
     "unet-config": lambda e: (e["ckpt"] / "unet" / "config.json").write_text("{not json"),
+    "det-params": lambda e: (_mk(e["reg"].parent / "detectors") / "myvar.toml").write_text(
+        'base = "l2ratio"\nparams = "threshold=0.2"\n'),
 }
+
+
+def _mk(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 RUN = ["run", "--n-samples", "8", "--results-dir", "{res}", "--device", "cpu", "--quiet", "--no-quality"]
 
@@ -189,6 +196,11 @@ CASES = [
     ("distill-unknown-method", ["distill", "--teacher", "tiny", "--method", "cdd", "--quiet"], 1, "did you mean cd", None),
     ("distill-out-under-file", ["distill", "--teacher", "tiny", "--method", "cd", "--out", "{tmp}/afile/x", "--quiet"],
      1, "afile is not a folder", None),
+    ("detector-entry-params", run_args("--detector", "myvar"), 1, "'params' must be a table", "det-params"),
+    ("report-device", ["report", "--results-dir", "{res}", "--device", "tpu"], 1, "--device tpu: unknown device",
+     None),
+    ("distill-eval-absurd", ["distill", "--teacher", "tiny", "--method", "cd", "--eval-samples", str(10**14),
+                             "--device", "cpu", "--quiet"], 1, "--eval-samples 100000000000000 needs", None),
     ("dataset-option", ["detect", "--samples", "{tmp}/none.npz", "--train", "digits:n=abc", "--device", "cpu",
                         "--quiet"], 1, "option n=abc: must be an integer", None),
 ]
