@@ -56,6 +56,7 @@ def one_line(capsys, argv: list[str], code: int, match: str, roots: list[Path]) 
     assert lines[0].startswith("membench: error: ") and match in lines[0], lines[0]
     assert "Traceback" not in err
     assert snapshot(*roots) == before, "something was written"
+    print(f"MATRIX exit={got} {lines[0]}")  # `pytest -rP tests/test_bad_inputs.py | grep MATRIX` lists what each case gives
     return lines[0]
 
 
