@@ -41,9 +41,10 @@ def resolve_detectors(detectors: str | Sequence[str]) -> tuple[list[Any], bool]:
 
 
 def check_count(n: Any, what: str = "--n-samples") -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-        raise MembenchError(f"{what} must be a positive integer, got {n!r}")
-    return n
+    """A positive integer (the one rule: ``membench.core.options.check_count``)."""
+    from membench.core.options import check_count as check
+
+    return check(n, what)
 
 
 def model_subject(spec: ModelSpec, nfe: int | None = None, checkpoint_hash: str | None = None) -> dict[str, Any]:
@@ -95,19 +96,26 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     from membench.models.specs import resolve_model
     from membench.store import leaderboard
 
+    from membench.core.options import check_seed
+    from membench.core.paths import check_output_dir
+    from membench.models.preflight import check_model
+
+    # Everything is checked before the first lock, cache or result file (docs/guide.md, "Errors and guarantees").
     check_count(n_samples)
+    check_seed(seed)
     specs = [resolve_model(m) for m in expand_names(models, names("models"))]
     dets, everything = resolve_detectors(detectors)
     if quality:
         _check_quality_extractor(quality_extractor)
     device = resolve_device(device)
-    results_dir = resolve_results(results_dir)
+    results_dir = check_output_dir(resolve_results(results_dir))
     ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
     trains: dict[str, Dataset] = {}
     sets = []
     for spec in specs:
         if spec.dataset not in trains:
             trains[spec.dataset] = load_dataset(spec.dataset)
+        check_model(spec, trains[spec.dataset].shape, n_samples)
         sets.append(model_image_set(spec, trains[spec.dataset], n_samples, seed, device, ctx.cache_dir, progress))
     result = measure(sets, dets, ctx, quality=quality_extractor if quality else None, results_dir=results_dir,
                      force=force, keep_unavailable=everything)
@@ -184,6 +192,7 @@ def detect(samples: str | Path | np.ndarray | Sequence[Any], train: str | Datase
     from membench.measure import measure
     from membench.models.samples import resolve_device
     from membench.store.leaderboard import build
+    from membench.core.paths import check_output_dir
 
     many = isinstance(samples, (list, tuple))
     sets_in = list(samples) if many else [samples]
@@ -192,8 +201,11 @@ def detect(samples: str | Path | np.ndarray | Sequence[Any], train: str | Datase
         raise MembenchError(f"{len(nidx)} noise indices for {len(sets_in)} sample sets: give one per set, in order")
     if len(sets_in) > 1 and any(x is None for x in nidx):
         raise MembenchError("several sample sets are compared noise by noise: give --noise-index for each")
-    train_ds = as_dataset(train)
     dets, everything = resolve_detectors(detectors)
+    device = resolve_device(device)  # a bad device or output folder: one line, before any work
+    if results_dir is not None:
+        results_dir = check_output_dir(results_dir)
+    train_ds = as_dataset(train)
     isets = []
     for i, (s, idx) in enumerate(zip(sets_in, nidx)):
         isets.append(file_image_set(s, train_ds, noise_index=idx,
@@ -201,8 +213,7 @@ def detect(samples: str | Path | np.ndarray | Sequence[Any], train: str | Datase
     set_names = [iset.subject["name"] for iset in isets]
     if len(set(set_names)) < len(set_names):
         raise MembenchError(f"sample sets need distinct file names to be told apart: {', '.join(set_names)}")
-    ctx = DetectorContext(device=resolve_device(device), cache_dir=Path(cache_dir) if cache_dir else None,
-                          progress=progress)
+    ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
     result = measure(isets, dets, ctx, results_dir=results_dir, keep_unavailable=everything)
     if not many:
         return build(result.records), {r.test["name"]: r for r in result.records if r.ok}

@@ -20,7 +20,14 @@ CACHE_HELP = "sample/feature/weights cache; overrides the default $MEMBENCH_CACH
 RESULTS_SUBDIR = {"check": "check"}
 
 
+# Exit codes (docs/guide.md, "Errors and guarantees"); `check` adds EXIT_REGRESSED (3).
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEBUG_HELP = "show the full traceback of an error (default: one line)"
+
+
 def _add_workspace(p: argparse.ArgumentParser) -> None:
+    # --debug is global; accepted after the command too (SUPPRESS: the subcommand does not reset it)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     p.add_argument("--workspace", default=None, metavar="DIR",
                    help="folder for everything membench writes (results, models, registry entries, studies); "
                         "default: $MEMBENCH_HOME, else ./membench-workspace")
@@ -38,9 +45,17 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     _add_workspace(p)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error (and exit 2, EXIT_USAGE)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"membench: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="membench", description="Memorization benchmark for diffusion models and their distilled students.")
+    parser = Parser(prog="membench", description="Memorization benchmark for diffusion models and their distilled students.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("list", help="list registered models, detectors, distillers, ...")
@@ -234,8 +249,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.noise_index and len(args.noise_index) != len(args.samples):
         raise MembenchError(f"{len(args.noise_index)} --noise-index for {len(args.samples)} --samples: "
                             "give one per sample set, in the same order")
-    if args.per_sample and Path(args.per_sample).is_dir():
-        raise MembenchError(f"--per-sample {args.per_sample} is a folder; give a CSV file name")
+    if args.per_sample:
+        from .core.paths import check_output_file
+
+        check_output_file(args.per_sample, "--per-sample file", "--per-sample")
     many = len(args.samples) > 1
     df, records = detect(args.samples if many else args.samples[0], args.train, args.detectors,
                          device=args.device, progress=not args.quiet, results_dir=args.results_dir,
@@ -314,10 +331,12 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from membench.core.devices import resolve_device
     from membench.report import build_report
 
     rep = build_report(args.results_dir, out_dir=args.out, cache_dir=args.cache_dir,
-                       device=args.device, top=args.top, progress=not args.quiet)
+                       device=resolve_device(args.device), top=args.top,  # a bad device: one line, before any work
+                       progress=not args.quiet)
     for msg in rep.problems:
         print(f"membench: warning: skipped {msg}", file=sys.stderr)
     print(f"wrote {rep.html} ({len(rep.leaderboard)} leaderboard rows, {len(rep.effect)} student/control rows)")
@@ -391,28 +410,52 @@ def resolve_paths(args: argparse.Namespace) -> None:
     """
     from membench.core.workspace import Workspace, check_outside_package, default_cache_dir
 
+    from membench.core.errors import OutputError
+
     ws = Workspace.resolve(getattr(args, "workspace", None))
     if ws.root.exists() and not ws.root.is_dir():
-        raise MembenchError(f"workspace {ws.root} exists and is not a folder")
+        raise OutputError(f"workspace {ws.root} exists and is not a folder")
     args.workspace = check_outside_package(ws.root, "workspace", "--workspace")
     if hasattr(args, "results_dir"):
         default = ws.results / RESULTS_SUBDIR.get(args.command, "")
         args.results_dir = check_outside_package(args.results_dir or default, "results folder", "--results-dir")
+        if args.results_dir.exists() and not args.results_dir.is_dir():
+            raise OutputError(f"results folder {args.results_dir} is not a folder (--results-dir must name a folder)")
     if hasattr(args, "cache_dir"):
         args.cache_dir = check_outside_package(args.cache_dir or default_cache_dir(), "cache folder", "--cache-dir")
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    return f"membench: warning: {str(message).strip().splitlines()[0] if str(message).strip() else category.__name__}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The one error boundary: every ``MembenchError``, and every ``OSError`` on a path (read-only,
+    full disk, not a folder), is one line ``membench: error: <problem> (<path>)`` and a non-zero
+    exit (EXIT_*); ``--debug`` prints the traceback too."""
+    import warnings
+
+    from membench.core import devices
+    from membench.core.paths import describe_os_error
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error, already printed in one line (EXIT_USAGE)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.version:
         from membench import __version__
 
         print(__version__)
-        return 0
+        return EXIT_OK
     if not args.command:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
+    notes: list[str] = []
+    devices.set_announcer(notes.append)  # `--device auto` on a CPU-only machine: said once, after the work
+    old_format = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
+    problem, caught = None, None
     try:
         from membench.core.workspace import using
 
@@ -421,13 +464,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         with using(args.workspace), silenced(bool(getattr(args, "quiet", False))):
             # the registry and library defaults see the same workspace; --quiet silences every progress display
-            return COMMANDS[args.command](args)
+            code = COMMANDS[args.command](args)
+        for note in notes:
+            print(f"membench: note: {note}", file=sys.stderr)
+        return code
     except MembenchError as exc:
-        print(f"membench: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("membench: interrupted; nothing half-written was kept", file=sys.stderr)
-        return 130
+        problem, code, caught = str(exc), EXIT_ERROR, exc
+    except OSError as exc:  # a path the user gave: read-only, full, a file where a folder belongs
+        problem, code, caught = describe_os_error(exc), EXIT_ERROR, exc
+    except KeyboardInterrupt as exc:
+        problem, code, caught = "interrupted; nothing half-written was kept", EXIT_INTERRUPTED, exc
+    finally:
+        devices.set_announcer(None)
+        warnings.formatwarning = old_format
+    if getattr(args, "debug", False):
+        import traceback
+
+        traceback.print_exception(caught)
+    first = problem.strip().splitlines()[0] if problem and problem.strip() else "unknown error"
+    print(f"membench: {'error: ' if code != EXIT_INTERRUPTED else ''}{first}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

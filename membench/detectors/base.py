@@ -106,10 +106,12 @@ def make_detector(spec: str) -> Detector:
     cls = DETECTORS.find(name)  # code first: a TOML variant never shadows a detector
     if cls is None and name in DETECTORS.entry_files():
         entry = DETECTORS.read_entry(name)
-        base = entry.get("base")
-        if not base:
+        base, params = entry.get("base"), entry.get("params", {})
+        if not base or not isinstance(base, str):
             raise MembenchError(f"{entry['_entry_path']}: a detector entry needs 'base = \"<detector>\"'")
-        params = dict(entry.get("params", {}))
+        if not isinstance(params, dict):
+            raise MembenchError(f"{entry['_entry_path']}: 'params' must be a table, got {type(params).__name__}")
+        params = dict(params)
         cls = DETECTORS.get(base)
     elif cls is None:
         raise DETECTORS.unknown(name)

@@ -103,14 +103,18 @@ def load_denoiser(path: str | Path, device: str | torch.device = "cpu") -> tuple
     return model, meta
 
 
-def save_denoiser(model: EDMDenoiser, out: str | Path, meta: dict[str, Any], card: str | None = None,
+def save_denoiser(model: EDMDenoiser, out: str | Path, meta: dict[str, Any], card: Any = None,
                   force: bool = False) -> Path:
-    """Write a checkpoint folder atomically (temp folder, then one rename)."""
+    """Write a checkpoint folder atomically (temp folder, then one rename). ``card``: the model
+    card's text, or a function of the staged folder returning it (a card that cites the weights'
+    hash), so that the folder appears whole, card included, or not at all."""
     out = Path(out)
     with atomic_directory(out, force=force) as tmp:
         model.unet.save_pretrained(tmp / "unet", safe_serialization=True)
         full = {**meta, "format": FORMAT, "edm": model.config.to_dict()}
         atomic_write_json(tmp / META_FILE, full)
+        if callable(card):
+            card = card(tmp)
         if card is not None:
             (tmp / "README.md").write_text(card)
     return out

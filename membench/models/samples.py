@@ -15,6 +15,7 @@ import numpy as np
 
 from membench.core.io import atomic_save_npz
 from membench.core.errors import MembenchError
+from membench.core.faults import fault_point
 from membench.core.workspace import default_cache_dir
 
 SAMPLE_FORMAT = 1
@@ -45,13 +46,10 @@ class SampleSet:
 
 
 def resolve_device(device: str) -> str:
-    import torch
+    """The one device rule (``membench.core.devices.resolve_device``), kept importable from here."""
+    from membench.core.devices import resolve_device as resolve
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MembenchError(f"--device {device}: CUDA is not available on this machine")
-    return device
+    return resolve(device)
 
 
 def sample_key(checkpoint_hash: str, sampler: str, seed: int, n: int) -> str:
@@ -114,6 +112,7 @@ def get_samples(spec: Any, n: int, seed: int, device: str = "auto", cache_dir: P
         c, h, w = meta["image_shape"]
         images, index = generate(model, sampler, n, seed, (c, h, w), device, progress=progress,
                                  desc=f"sample {spec.name}")
+        fault_point("samples-generated")
         ss = SampleSet(images=images, noise_index=index, seed=seed, meta={
             "model": spec.name, "sampler": spec.sampler, "nfe": int(getattr(sampler, "nfe", -1)),
             "checkpoint_hash": ckpt_hash, "key": key, "device": device,

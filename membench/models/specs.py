@@ -18,10 +18,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from membench.core.errors import MembenchError
+from membench.core.errors import InvalidInputError
 from membench.core.specs import format_spec, parse_spec
 
 ROLES = ("teacher", "student", "control")  # control: a teacher sampled at a student's NFE
+# The type of every key of a model entry (checked before any use).
+ENTRY_TYPES: dict[str, type] = {"role": str, "checkpoint": str, "sampler": str, "dataset": str, "teacher": str,
+                                "method": str, "description": str, "train": dict, "distill": dict}
 
 
 @dataclass
@@ -62,15 +65,20 @@ def resolve_model(spec: str) -> ModelSpec:
     path = Path(entry["_entry_path"])
     for key in ("role", "checkpoint", "sampler", "dataset"):
         if key not in entry:
-            raise MembenchError(f"{path}: missing required key {key!r}")
+            raise InvalidInputError(f"{path}: missing required key {key!r}")
+    for key, want in ENTRY_TYPES.items():  # a number where a path or name belongs is one line, not a traceback
+        if key in entry and not isinstance(entry[key], want):
+            noun = "a table" if want is dict else "a string"
+            raise InvalidInputError(f"{path}: {key!r} must be {noun}, got {type(entry[key]).__name__} "
+                                    f"{entry[key]!r}")
     if entry["role"] not in ROLES:
-        raise MembenchError(f"{path}: role must be one of {ROLES}, got {entry['role']!r}")
+        raise InvalidInputError(f"{path}: role must be one of {ROLES}, got {entry['role']!r}")
     sampler_name, sampler_opts = parse_spec(entry["sampler"])
     sampler_opts.update(overrides)
     known = {f.name for f in fields(ModelSpec)}
     extra = set(entry) - known - {"_entry_path"}
     if extra:
-        raise MembenchError(f"{path}: unknown key(s) {sorted(extra)}")
+        raise InvalidInputError(f"{path}: unknown key(s) {sorted(extra)}")
     return ModelSpec(
         name=format_spec(name, overrides),
         role=entry["role"],
