@@ -192,6 +192,25 @@ def save_denoiser(model: EDMDenoiser, out: str | Path, meta: dict[str, Any], car
         model.unet.save_pretrained(tmp / "unet", safe_serialization=True)
         full = {**meta, "format": FORMAT, "edm": model.config.to_dict()}
         atomic_write_json(tmp / META_FILE, full)
+        if model.config.boundary:
+            write_consistency_pipeline(tmp, model.config, meta.get("sampler"))
         if card is not None:
             (tmp / "README.md").write_text(card)
     return out
+
+
+def write_consistency_pipeline(folder: Path, config: EDMConfig, sampler: str | None) -> None:
+    """``model_index.json`` and ``scheduler/`` beside ``unet/``: the folder then loads with
+    diffusers' ``ConsistencyModelPipeline.from_pretrained`` (its CMStochasticIterativeScheduler
+    has the student's sigma range and the Karras grid of its sampler's ``levels``)."""
+    import diffusers
+    from diffusers import CMStochasticIterativeScheduler
+
+    from membench.core.specs import parse_spec
+
+    levels = int(parse_spec(sampler)[1].get("levels", 18)) if sampler else 18
+    CMStochasticIterativeScheduler(num_train_timesteps=levels, sigma_min=config.sigma_min, sigma_max=config.sigma_max,
+                                   sigma_data=config.sigma_data).save_pretrained(folder / "scheduler")
+    atomic_write_json(folder / "model_index.json", {
+        "_class_name": "ConsistencyModelPipeline", "_diffusers_version": diffusers.__version__,
+        "scheduler": ["diffusers", "CMStochasticIterativeScheduler"], "unet": ["diffusers", "UNet2DModel"]})
