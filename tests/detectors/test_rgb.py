@@ -25,17 +25,22 @@ def rgb(tmp_path):
 
 
 def test_detect_all_on_rgb_reports_refusals_and_runs_the_rest(rgb, capsys):
+    import csv
+    import io
+
     code = main(["detect", "--samples", str(rgb / "samples.npz"), "--train", str(rgb / "train.npz"),
-                 "--detector", "all", "--quiet"])
+                 "--detector", "all", "--quiet", "--format", "csv"])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert "unavailable: digits-sim: samples: digits-embedder calibrated only on 1x8x8 gray digit images, got 3x32x32" \
-        in out.out and "0.445" not in out.out
-    rows = {line.split("|")[1].strip(): line for line in out.out.splitlines() if line.startswith("| ")}
+    rows = {r["detector"]: r for r in csv.DictReader(io.StringIO(out.out))}
+    digits = rows["digits-sim"]
+    assert digits["status"] == "unavailable" and digits["memorized"] == ""  # no 0.445 from a digits-only embedding
+    assert "digits-embedder calibrated only on 1x8x8 gray digit images, got 3x32x32" in digits["note"]
     for name in ("l2ratio", "carlini", "embedsim"):  # same-shaped pixels: they run
-        assert "unavailable" not in rows[name]
-    assert "0.250 [" in rows["l2ratio"]  # exactly the ten copies of 40
-    assert "unavailable: sscd: weights" in rows["sscd"] and "membench weights fetch sscd-disc-mixup" in rows["sscd"]
+        assert rows[name]["status"] == "ok"
+    assert float(rows["l2ratio"]["memorized"]) == 0.25  # exactly the ten copies of 40
+    sscd = rows["sscd"]
+    assert sscd["status"] == "unavailable" and "membench weights fetch sscd-disc-mixup" in sscd["note"]
 
 
 def test_pixel_detectors_refuse_a_shape_mismatch_in_one_line(rgb, capsys):
