@@ -49,7 +49,7 @@ def test_labels_out_of_range_and_same_class_without_labels_are_one_line(tmp_path
     with pytest.raises(MembenchError, match="labels out of range: the model has 10 classes"):
         get_samples(resolve_model("cm-a:labels=12"), 3, seed=0, device="cpu")
     samples = tmp_path / "s.npz"
-    np.savez(samples, images=np.zeros((4, 1, 8, 8), np.float32))
+    np.savez(samples, images=np.random.default_rng(0).uniform(-1, 1, (4, 1, 8, 8)).astype(np.float32))
     with pytest.raises(MembenchError, match="same_class=true needs the samples' class labels"):
         membench.detect(str(samples), train="digits:n=40", detectors="l2ratio:same_class=true")
     membench.detect(str(samples), train="digits:n=40", detectors="l2ratio")  # ordinary search needs none
