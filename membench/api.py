@@ -57,20 +57,21 @@ def model_image_set(spec: ModelSpec, train: Dataset, n: int, seed: int, device: 
                     cache_dir: Path | None, progress: bool = False) -> ImageSet:
     """The samples of a registered model as an image set, generated (or read from the cache) only when needed."""
     from membench.measure import ImageSet
-    from membench.models.checkpoints import checkpoint_hash
-    from membench.models.samples import get_samples, sample_key
+    from membench.models.samples import get_samples, spec_sample_key
     from membench.models.specs import make_sampler
 
-    ckpt = checkpoint_hash(spec.checkpoint)
+    ckpt, key = spec_sample_key(spec, seed, n)
     nfe = getattr(make_sampler(spec.sampler), "nfe", None)
 
     def load() -> tuple[Any, Any]:
         ss = get_samples(spec, n, seed, device, cache_dir, progress)
+        iset.class_labels = ss.labels  # class-conditional models: one label per sample, stored in the records
         return ss.images, ss.noise_index
 
-    samples = {"key": sample_key(ckpt, spec.sampler, seed, n), "n": n, "seed": seed, "source": "model"}
-    return ImageSet(model_subject(spec, int(nfe) if nfe is not None else None, ckpt), samples, train, load,
+    samples = {"key": key, "n": n, "seed": seed, "source": "model"}
+    iset = ImageSet(model_subject(spec, int(nfe) if nfe is not None else None, ckpt), samples, train, load,
                     model=spec)
+    return iset
 
 
 def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] = "l2ratio", n_samples: int = 1000,

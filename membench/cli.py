@@ -126,6 +126,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-samples", type=int, default=1000, help="samples for the model card's l2ratio (0: skip)")
     _add_common(p)
 
+    p = sub.add_parser("import", help="register a diffusers checkpoint (folder or hub id) as a model")
+    p.add_argument("source", metavar="PATH_OR_HUB_ID", help="a diffusers folder (pipeline, or unet/ + scheduler/) or org/name")
+    p.add_argument("--name", required=True, help="registry name of the model")
+    p.add_argument("--train", required=True, help="the dataset it was trained on (the detectors' reference)")
+    p.add_argument("--role", default=None, choices=("teacher", "student", "control"),
+                   help="default: teacher, or student when --teacher is given")
+    p.add_argument("--teacher", default=None, help="students and controls: the registered teacher")
+    p.add_argument("--method", default=None, help="students: how it was distilled (cd, ct, pd, ...)")
+    p.add_argument("--sampler", default=None, help="default: ddim:steps=50 (DDPM family), heun:steps=18 (EDM), "
+                   "consistency:steps=1 (consistency models)")
+    p.add_argument("--parameterization", default=None,
+                   help="cm_edm, edm, consistency, epsilon, v_prediction or sample; needed only when the configs "
+                        "do not say")
+    p.add_argument("--revision", default=None, help="hub ids: the revision")
+    p.add_argument("--force", action="store_true", help="replace an entry of the same name")
+    _add_workspace(p)
+
     p = sub.add_parser("quality", help="FID, KID, precision/recall of samples made elsewhere vs held-out/training images")
     p.add_argument("--samples", required=True, help=".npz/.npy file or image folder")
     p.add_argument("--train", required=True, help="dataset whose held-out and training images are the references")
@@ -303,6 +320,20 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from membench.models.importing import import_model
+
+    info = import_model(args.source, args.name, args.train, role=args.role, teacher=args.teacher, method=args.method,
+                        sampler=args.sampler, parameterization=args.parameterization, revision=args.revision,
+                        force=args.force)
+    print(f"{info['name']}: {info['role']}, {info['format']} {info['pipeline'] or ''} scheduler={info['scheduler']}")
+    print(f"  parameterization {info['parameterization']} (from {info['parameterization_from']})")
+    print(f"  resolution {info['resolution']}, channels {info['channels']}, classes {info['classes']}, "
+          f"sampler {info['sampler']} (default {info['default_sampler']})")
+    print(f"wrote {info['entry']}")
+    return 0
+
+
 def cmd_quality(args: argparse.Namespace) -> int:
     from .api import quality
 
@@ -397,6 +428,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "detect": cmd_detect, "train": cmd_train, "distill": cmd_distill,
+            "import": cmd_import,
             "quality": cmd_quality, "train-classifier": cmd_train_classifier,
             "report": cmd_report, "check": cmd_check, "baseline": cmd_baseline, "validate": cmd_validate,
             "study": cmd_study, "weights": cmd_weights, **{name: cmd_study for name in _study_commands()}}

@@ -25,6 +25,7 @@ class DetectorContext:
     cache_dir: Path | None = None
     progress: bool = False
     model: Any = None  # the ModelSpec whose samples are scored (None for `membench detect`)
+    labels: Any = None  # (N,) class labels of the samples (class-conditional models), else None
 
     def load_denoiser(self, which: str = "self") -> tuple[Any, dict[str, Any]]:
         """The scored model's denoiser (``which="self"``) or its teacher's (``"teacher"``).
@@ -43,7 +44,7 @@ class DetectorContext:
             if not spec.teacher:
                 raise UnavailableError(f"model {spec.name!r} has no teacher")
             spec = resolve_model(spec.teacher)
-        return load_denoiser(spec.checkpoint, self.device)
+        return load_denoiser(spec, self.device)
 
 
 @dataclass

@@ -30,6 +30,7 @@ class L2Ratio(Detector):
 
     threshold: float = 1.0 / 3.0
     quantize: bool = False
+    same_class: bool = False  # compare each sample with training images of its own class only
 
     score_name = "l2_ratio"
     higher_is_memorized = False
@@ -43,7 +44,12 @@ class L2Ratio(Detector):
         if len(train) < 2:
             raise MembenchError(f"l2ratio needs at least 2 training images, {train.spec} has {len(train)}")
         x = quantize_uint8(samples) if self.quantize else samples
-        dist, idx = knn_l2(x, train.images, k=2)
+        if self.same_class:
+            from membench.detectors.classes import knn_by_class
+
+            dist, idx = knn_by_class(x, ctx.labels, train, 2, "l2ratio")
+        else:
+            dist, idx = knn_l2(x, train.images, k=2)
         d1, d2 = dist[:, 0], dist[:, 1]
         ratio = np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), 0.0)
         return DetectorOutput(
@@ -51,5 +57,5 @@ class L2Ratio(Detector):
             flags=ratio < self.threshold,
             nearest=idx[:, 0],
             extras={"d1": d1, "d2": d2, "second": idx[:, 1]},
-            info={"space": "pixels", "quantized_uint8": bool(self.quantize)},
+            info={"space": "pixels", "quantized_uint8": bool(self.quantize), "same_class": bool(self.same_class)},
         )

@@ -125,7 +125,7 @@ def _checkpoint_key(spec: Any, which: str) -> str:
     from membench.models.checkpoints import checkpoint_hash
     from membench.models.specs import resolve_model
 
-    return checkpoint_hash((resolve_model(spec.teacher) if which == "teacher" else spec).checkpoint)
+    return checkpoint_hash((resolve_model(spec.teacher) if which == "teacher" else spec))
 
 
 @dataclass
@@ -159,17 +159,22 @@ class Sharpness(Detector):
         if self.products not in ("vjp", "jvp"):
             raise MembenchError(f"sharpness: products must be 'vjp' or 'jvp', got {self.products!r}")
 
-    def measure(self, model: Any, images: np.ndarray, device: str, index_offset: int = 0) -> dict[str, np.ndarray]:
-        """Per-image statistics of ``images`` under ``model``; image i uses probes of index ``index_offset + i``."""
+    def measure(self, model: Any, images: np.ndarray, device: str, index_offset: int = 0,
+                labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Per-image statistics of ``images`` under ``model``; image i uses probes of index ``index_offset + i``
+        (and class ``labels[i]`` under a class-conditional model)."""
         import torch
+
+        from membench.models.denoisers.labels import Conditioned
 
         parts: list[dict[str, np.ndarray]] = []
         for start in range(0, len(images), self.batch_size):
             block = np.ascontiguousarray(images[start : start + self.batch_size], dtype=np.float32)
             idx = np.arange(start, start + len(block)) + index_offset
             x = torch.from_numpy(block).to(device)
-            parts.append(sharpness_batch(model, x, idx, float(self.sigma), self.probes, self.eigs, self.iters,
-                                         self.seed, self.products))
+            cond = None if labels is None else torch.from_numpy(np.asarray(labels[start : start + len(block)])).to(device)
+            parts.append(sharpness_batch(Conditioned(model, cond), x, idx, float(self.sigma), self.probes, self.eigs,
+                                         self.iters, self.seed, self.products))
         out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         if not all(np.isfinite(v).all() for v in out.values()):
             raise MembenchError("sharpness: the model produced NaN or infinite values")
@@ -185,10 +190,13 @@ class Sharpness(Detector):
         cfg = {k: v for k, v in self.config().items() if k not in ("threshold", "fpr")}  # the cut is applied later
         key = (weights_key, train.fingerprint(), json.dumps(cfg, sort_keys=True, default=str), device)
         if key not in _CALIBRATION:
-            held = self.measure(model, np.asarray(train.heldout), device, index_offset=10_000_000)["sharpness"]
+            cond = bool(getattr(model, "num_classes", None))
+            held = self.measure(model, np.asarray(train.heldout), device, index_offset=10_000_000,
+                                labels=train.heldout_labels if cond else None)["sharpness"]
             n_tr = min(len(train), MAX_CALIBRATION_TRAIN)
             pick = np.sort(np.random.default_rng(self.seed).choice(len(train), n_tr, replace=False))
-            tr_s = self.measure(model, np.asarray(train.images[pick]), device, index_offset=20_000_000)["sharpness"]
+            tr_s = self.measure(model, np.asarray(train.images[pick]), device, index_offset=20_000_000,
+                                labels=train.labels[pick] if cond else None)["sharpness"]
             _CALIBRATION[key] = (held, tr_s)
         return _CALIBRATION[key]
 
@@ -202,7 +210,15 @@ class Sharpness(Detector):
         shape = tuple(meta.get("image_shape", samples.shape[1:]))
         if shape != tuple(samples.shape[1:]):
             raise MembenchError(f"sharpness: the {which} model takes {shape} images, samples are {samples.shape[1:]}")
-        stats = self.measure(model, samples, ctx.device)
+        if getattr(model, "num_classes", None):
+            from membench.core.errors import UnavailableError
+
+            if ctx.labels is None:
+                raise UnavailableError("sharpness: a class-conditional model needs the samples' class labels")
+            if train.labels is None or (train.heldout is not None and len(train.heldout)
+                                        and train.heldout_labels is None):
+                raise UnavailableError(f"sharpness: a class-conditional model needs class labels for {train.spec}")
+        stats = self.measure(model, samples, ctx.device, labels=ctx.labels)
         score = stats.pop("sharpness")
         info: dict[str, Any] = {"density": which, "density_model": getattr(ctx.model, "teacher", None)
                                 if which == "teacher" else getattr(ctx.model, "name", None),

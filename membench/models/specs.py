@@ -8,9 +8,13 @@ One TOML file per model under ``registry/models/`` (the file stem is the name)::
     dataset = "digits:n=64"          # what it was trained on: the reference for detectors
     teacher = "teacher"              # students: the model they were distilled from
     method = "cd"                    # students: the distiller
+    parameterization = "epsilon"     # imported diffusers folders whose configs do not say (membench import)
+    revision = "main"                # hf: checkpoints: the hub revision
+    labels = "uniform"               # class-conditional models: "uniform" (seeded), a class number, or a .npy file
     [train]                          # teachers: the `membench train` configuration
 
-``NAME:k=v`` overrides the sampler's options, e.g. ``teacher:steps=40``.
+``NAME:k=v`` overrides the sampler's options, e.g. ``teacher:steps=40``; ``labels=`` in it
+overrides the entry's labels (``cd64:labels=3``).
 """
 from __future__ import annotations
 
@@ -40,6 +44,9 @@ class ModelSpec:
     train: dict[str, Any] = field(default_factory=dict)
     distill: dict[str, Any] = field(default_factory=dict)
     entry_path: str | None = None
+    parameterization: str | None = None
+    revision: str | None = None
+    labels: Any = None  # class-conditional models: None/"uniform", a class number, or a .npy path
 
     @property
     def checkpoint_path(self) -> str:
@@ -74,13 +81,15 @@ def resolve_model(spec: str) -> ModelSpec:
     if entry["role"] not in ROLES:
         raise InvalidInputError(f"{path}: role must be one of {ROLES}, got {entry['role']!r}")
     sampler_name, sampler_opts = parse_spec(entry["sampler"])
+    name_overrides = dict(overrides)
+    labels = overrides.pop("labels", entry.get("labels"))
     sampler_opts.update(overrides)
     known = {f.name for f in fields(ModelSpec)}
     extra = set(entry) - known - {"_entry_path"}
     if extra:
         raise InvalidInputError(f"{path}: unknown key(s) {sorted(extra)}")
     return ModelSpec(
-        name=format_spec(name, overrides),
+        name=format_spec(name, name_overrides),
         role=entry["role"],
         checkpoint=resolve_checkpoint(entry["checkpoint"], path),
         sampler=format_spec(sampler_name, sampler_opts),
@@ -91,6 +100,9 @@ def resolve_model(spec: str) -> ModelSpec:
         train=entry.get("train", {}),
         distill=entry.get("distill", {}),
         entry_path=str(path),
+        parameterization=entry.get("parameterization"),
+        revision=entry.get("revision"),
+        labels=labels,
     )
 
 

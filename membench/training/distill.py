@@ -107,9 +107,12 @@ def distill_from_registry(teacher: str, method: str, out: str | Path | None = No
             raise MembenchError(f"a model named {name!r} is already registered (use --name or --force)")
     _check_not_shadowed(name, entry_path)
     device = resolve_device(device)
-    model, meta = load_denoiser(spec.checkpoint, device)
-    if meta.get("edm", {}).get("boundary"):
-        raise MembenchError(f"{spec.checkpoint} is a consistency model, not an EDM teacher")
+    model, meta = load_denoiser(spec, device)  # any parameterization giving D(x, sigma)
+    if meta.get("parameterization") == "consistency":
+        raise MembenchError(f"{spec.checkpoint} is a consistency model, not a teacher with a denoiser D(x, sigma)")
+    if getattr(model, "num_classes", None):
+        raise MembenchError(f"teacher {teacher!r} is class-conditional ({model.num_classes} classes): distilling "
+                            "class-conditional teachers is not supported yet")
     data = load_dataset(spec.dataset)
     if list(data.shape) != list(meta.get("image_shape", data.shape)):
         raise MembenchError(f"teacher {teacher!r} makes {meta.get('image_shape')} images but {spec.dataset} has {list(data.shape)}")
@@ -129,12 +132,13 @@ def distill_from_registry(teacher: str, method: str, out: str | Path | None = No
     record = {**result.record, "dataset": spec.dataset, "dataset_fingerprint": data.fingerprint(),
               "n_train": len(data), "device": device, "torch": torch.__version__, "threads": torch.get_num_threads()}
     student_meta = {"role": "student", "name": name, "teacher": spec.name, "teacher_checkpoint_hash": None,
+                    "teacher_parameterization": meta.get("parameterization"),
                     "method": method_name, "dataset": spec.dataset, "image_shape": list(data.shape),
                     "sampler": result.sampler, "training": record,
                     "initialized_from_teacher": bool(getattr(distiller, "uses_teacher_weights", True))}
     from membench.models.checkpoints import checkpoint_hash
 
-    student_meta["teacher_checkpoint_hash"] = checkpoint_hash(spec.checkpoint)
+    student_meta["teacher_checkpoint_hash"] = checkpoint_hash(spec)
     fault_point("distill-trained")
     # The card's evaluation runs on the student in memory: an interruption here leaves nothing behind.
     evaluation = (evaluate_l2ratio(student, spec.dataset, result.sampler, n=eval_samples, device=device)
