@@ -22,12 +22,12 @@ import numpy as np
 from membench.data import Dataset
 from membench.features.base import FeatureExtractor, make_extractor
 from membench.core.errors import MembenchError
-from membench.detectors.knn import knn_cosine
+from membench.detectors.knn import SearchOption, knn_cosine
 from membench.detectors.base import Detector, DetectorContext, DetectorOutput, check_compatible
 
 
 @dataclass
-class _SimilarityBase(Detector):
+class _SimilarityBase(SearchOption, Detector):
     threshold: float = 0.5
 
     score_name = "max_cosine"
@@ -65,11 +65,12 @@ class _SimilarityBase(Detector):
         if query.shape[1] != ref.shape[1]:
             raise MembenchError(f"{self.registry_name}: sample and training embeddings differ in size "
                                 f"({query.shape[1]} vs {ref.shape[1]})")
-        sim, idx = knn_cosine(query, ref, k=1)
+        search: dict = {}
+        sim, idx = knn_cosine(query, ref, k=1, index=self.index, info=search)
         score = sim[:, 0].astype(np.float64)
         conversions = [p for p in how.split("; ") if p.startswith(("gray", "RGB", "upsampled", "downsampled"))]
-        info: dict[str, Any] = {**emb.info(), "preprocessing": how, "similarity": "cosine (faiss inner product)",
-                                "p95": float(np.quantile(score, 0.95)), "train_embeddings_cached": cached}
+        info: dict[str, Any] = {**emb.info(), "preprocessing": how, "similarity": "cosine (exact float64 re-rank)",
+                                "p95": float(np.quantile(score, 0.95)), "train_embeddings_cached": cached, **search}
         if conversions:
             info["note"] = f"{emb.registry_name}: " + "; ".join(conversions)
         return DetectorOutput(scores=score, flags=score > self.threshold, nearest=idx[:, 0], info=info)

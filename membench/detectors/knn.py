@@ -189,3 +189,20 @@ def _search(queries, reference, k, chunk, margin, index, info, budget, cosine):
 
         info["knn_recall_at_1"] = recall_at_1(q, reference, idx[:, 0], dist[:, 0], tiles, cosine=cosine)
     return dist, idx
+
+
+@dataclass
+class SearchOption:
+    """The ``index=`` option of the detectors that search the training set: ``exact`` (default),
+    ``ivf`` or ``hnsw`` (approximate; recall@1 against exact search lands in the record's info)."""
+
+    index: str = "exact"
+
+    def __post_init__(self) -> None:
+        check_index(self.index, getattr(self, "registry_name", "knn"))
+
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()  # type: ignore[misc]
+        if cfg.get("index") == "exact":
+            del cfg["index"]  # the default leaves result keys as they were before the option existed
+        return cfg

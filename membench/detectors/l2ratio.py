@@ -14,7 +14,7 @@ import numpy as np
 
 from membench.data import Dataset
 from membench.core.errors import MembenchError
-from membench.detectors.knn import knn_l2
+from membench.detectors.knn import SearchOption, knn_l2
 from membench.detectors.base import Detector, DetectorContext, DetectorOutput, check_compatible
 
 
@@ -25,7 +25,7 @@ def quantize_uint8(images: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class L2Ratio(Detector):
+class L2Ratio(SearchOption, Detector):
     """Nearest / second-nearest training distance ratio; flagged below ``threshold``."""
 
     threshold: float = 1.0 / 3.0
@@ -43,7 +43,8 @@ class L2Ratio(Detector):
         if len(train) < 2:
             raise MembenchError(f"l2ratio needs at least 2 training images, {train.spec} has {len(train)}")
         x = quantize_uint8(samples) if self.quantize else samples
-        dist, idx = knn_l2(x, train.images, k=2)
+        search: dict = {}
+        dist, idx = knn_l2(x, train.images, k=2, index=self.index, info=search)
         d1, d2 = dist[:, 0], dist[:, 1]
         ratio = np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), 0.0)
         return DetectorOutput(
@@ -51,5 +52,5 @@ class L2Ratio(Detector):
             flags=ratio < self.threshold,
             nearest=idx[:, 0],
             extras={"d1": d1, "d2": d2, "second": idx[:, 1]},
-            info={"space": "pixels", "quantized_uint8": bool(self.quantize)},
+            info={"space": "pixels", "quantized_uint8": bool(self.quantize), **search},
         )
