@@ -15,7 +15,7 @@ import torch
 from membench.detectors.knn import knn_l2
 
 SHAPES = {64: (2000, 50000), 768: (2000, 50000), 3072: (1000, 50000), 12288: (500, 20000)}
-ROUNDS = dict(rounds=3, iterations=1, warmup_rounds=0)
+ROUNDS = dict(rounds=2, iterations=1, warmup_rounds=0)  # short: the 2 shared cores
 SQUARE = 4096
 
 
@@ -67,11 +67,12 @@ def test_membench_knn_l2(benchmark, data, dim):
     _info(benchmark, dim)
     q, ref = data(dim)
     d, i = benchmark.pedantic(knn_l2, args=(q, ref, 2), **ROUNDS)
-    sample = slice(0, 50)  # the answer is checked, not only timed: same neighbours as a float64 brute force
-    full = ((q[sample, None, :].astype(np.float64) - ref[None].astype(np.float64)) ** 2).sum(-1) \
-        if dim <= 768 else None
-    if full is not None:
-        np.testing.assert_array_equal(i[sample], np.argsort(full, axis=1, kind="stable")[:, :2])
+    # the answer is checked, not only timed: for a few queries, the same neighbours as a float64 brute force
+    for j in range(3):
+        q64 = q[j].astype(np.float64)
+        d64 = np.concatenate([((ref[s : s + 8192].astype(np.float64) - q64) ** 2).sum(1)
+                              for s in range(0, len(ref), 8192)])
+        np.testing.assert_array_equal(i[j], np.argsort(d64, kind="stable")[:2])
 
 
 @pytest.mark.parametrize("dim", sorted(SHAPES))
