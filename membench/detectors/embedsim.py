@@ -99,7 +99,7 @@ def _conversions(how: str) -> list[str]:
 def check_images_pair(samples: np.ndarray, train: Dataset) -> None:
     """Embedding detectors compare features, so samples and training images may differ in shape
     (each is converted by the extractor, and the record says how); both must be valid images."""
-    from membench.data.datasets import check_images
+    from membench.data.validate import check_images
 
     if samples.ndim != 4:
         raise MembenchError(f"samples: expected (N, C, H, W) images, got shape {samples.shape}")
