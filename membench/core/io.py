@@ -106,6 +106,27 @@ def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+@contextmanager
+def atomic_npy(path: str | Path, shape: tuple[int, ...], dtype: Any) -> Iterator[np.ndarray]:
+    """Yield a writable memory-mapped ``.npy`` of ``shape``; it appears at ``path`` whole, on success only.
+
+    For arrays filled in chunks that need not fit in memory (training-set features)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        yield arr
+        arr.flush()
+        del arr
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def read_tagged_json(path: Path, fmt: str, what: str) -> dict[str, Any]:
     """A JSON object whose ``format`` key must equal ``fmt``; one-line MembenchError otherwise."""
     from membench.core.errors import MembenchError

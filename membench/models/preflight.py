@@ -12,12 +12,20 @@ from typing import Any
 from membench.core.errors import InvalidInputError
 
 
-def check_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's metadata, after checking its files can be read (header only for weights)."""
+def check_checkpoint(path: str | Path, parameterization: str | None = None) -> dict[str, Any]:
+    """The checkpoint's metadata, after checking its files can be read (header only for weights).
+
+    An imported diffusers folder (no ``membench.json``) is inspected from its own configs
+    (``models.formats``), with the entry's declared ``parameterization`` where they are silent."""
     from membench.models.checkpoints import META_FILE, WEIGHTS, read_meta
+    from membench.models.formats import WEIGHTS_NAME, inspect_checkpoint
 
     if str(path).startswith("hf:"):
         return {}  # fetched on first use; checked then
+    if Path(path).is_dir() and not (Path(path) / META_FILE).is_file():
+        found = inspect_checkpoint(path, parameterization)
+        _check_weights_header(Path(path) / found.unet_subfolder / WEIGHTS_NAME)
+        return {"image_shape": list(found.image_shape)}
     meta = read_meta(path)
     p = Path(path)
     cfg_file = p / "unet" / "config.json"
@@ -68,7 +76,7 @@ def check_model(spec: Any, train_shape: tuple[int, ...], n: int) -> None:
     """``spec``'s checkpoint is readable, makes ``train_shape`` images, and ``n`` of them fit in memory."""
     from membench.core.options import check_count
 
-    meta = check_checkpoint(spec.checkpoint)
+    meta = check_checkpoint(spec.checkpoint, getattr(spec, "parameterization", None))
     shape = tuple(meta.get("image_shape", train_shape))
     if shape != tuple(train_shape):
         raise InvalidInputError(f"model {spec.name!r}: its checkpoint makes {list(shape)} images but its dataset "
