@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality-extractor", default="digits",
                    help="quality features: digits (default: the digits classifier, offline), inception-v3[:weights=FILE], "
                         "or any extractor of `membench list features`")
+    p.add_argument("--executor", default="local",
+                   help="where samples are made: local (this process, default) or ray (pip install 'membench[ray]')")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: auto (the cluster of `ray start --head` here), HOST:PORT or ray://HOST:PORT; "
+                        "default: a new Ray instance on this machine")
     _add_common(p)
 
     p = sub.add_parser("detect", help="run detectors on samples made elsewhere (.npz/.npy or image folder)")
@@ -196,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     df = run(models=args.models, detectors=args.detectors, n_samples=args.n_samples, seed=args.seed,
              device=args.device, results_dir=args.results_dir, cache_dir=args.cache_dir,
              progress=not args.quiet, force=args.force, quality=args.quality,
-             quality_extractor=args.quality_extractor)
+             quality_extractor=args.quality_extractor, executor=args.executor, address=args.address)
     print(format_table(df).to_markdown(index=False))
     print(f"\nleaderboard: {os.path.join(args.results_dir, 'leaderboard.csv')} (.md); {time.time() - t0:.1f}s")
     return 0
