@@ -69,21 +69,25 @@ def generate(model: Any, sampler: Any, n: int, seed: int, shape: tuple[int, int,
     Batches are ``batch_size`` consecutive indices from ``start`` (executors keep them aligned:
     ``membench.executors.base``)."""
     import torch
-    from tqdm.auto import tqdm
 
+    from membench.core.progress import task, ticking
     from membench.models.samplers.noise import noise_for
 
     index = np.arange(start, start + n, dtype=np.int64)
     out = np.empty((n, *shape), dtype=np.float32)
-    for row in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
-        idx = index[row : row + batch_size]
-        z = noise_for(seed, idx, shape).to(device)
+    nfe = max(1, int(getattr(sampler, "nfe", 1) or 1))
+    with task(f"{desc} ({n} samples)", total=n, enabled=progress) as bar:
+        for row in range(0, n, batch_size):
+            idx = index[row : row + batch_size]
+            z = noise_for(seed, idx, shape).to(device)
 
-        def noise_fn(step: int, idx: np.ndarray = idx) -> torch.Tensor:
-            return noise_for(seed, idx, shape, step=step).to(device)
+            def noise_fn(step: int, idx: np.ndarray = idx) -> torch.Tensor:
+                return noise_for(seed, idx, shape, step=step).to(device)
 
-        x = sampler.sample(model, z, noise_fn)
-        out[row : row + len(idx)] = x.detach().float().cpu().numpy()
+            # progress moves with every network evaluation, not only per batch
+            x = sampler.sample(ticking(model, bar, len(idx) / nfe), z, noise_fn)
+            out[row : row + len(idx)] = x.detach().float().cpu().numpy()
+            bar.update(completed=row + len(idx))
     if not np.isfinite(out).all():
         raise MembenchError(f"{desc}: the model produced NaN or infinite samples")
     return out, index
