@@ -54,7 +54,7 @@ def model_subject(spec: ModelSpec, nfe: int | None = None, checkpoint_hash: str 
 
 
 def model_image_set(spec: ModelSpec, train: Dataset, n: int, seed: int, device: str,
-                    cache_dir: Path | None, progress: bool = False) -> ImageSet:
+                    cache_dir: Path | None, progress: bool = False, executor: Any = None) -> ImageSet:
     """The samples of a registered model as an image set, generated (or read from the cache) only when needed."""
     from membench.measure import ImageSet
     from membench.models.samples import get_samples, spec_sample_key
@@ -64,7 +64,7 @@ def model_image_set(spec: ModelSpec, train: Dataset, n: int, seed: int, device: 
     nfe = getattr(make_sampler(spec.sampler), "nfe", None)
 
     def load() -> tuple[Any, Any]:
-        ss = get_samples(spec, n, seed, device, cache_dir, progress)
+        ss = get_samples(spec, n, seed, device, cache_dir, progress, executor=executor)
         iset.class_labels = ss.labels  # class-conditional models: one label per sample, stored in the records
         return ss.images, ss.noise_index
 
@@ -77,7 +77,7 @@ def model_image_set(spec: ModelSpec, train: Dataset, n: int, seed: int, device: 
 def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] = "l2ratio", n_samples: int = 1000,
         seed: int = 0, device: str = "auto", results_dir: str | Path | None = None,
         cache_dir: str | Path | None = None, progress: bool = False, force: bool = False, quality: bool = True,
-        quality_extractor: str = "digits") -> pd.DataFrame:
+        quality_extractor: str = "digits", executor: Any = "local", address: str | None = None) -> pd.DataFrame:
     """Evaluate every (model, detector) pair; returns this run's rows of the leaderboard.
 
     Samples ``n_samples`` images per model (noise ``i`` of ``seed`` for sample ``i``, the same
@@ -86,7 +86,9 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     ``quality_extractor``). Records go to ``results_dir`` (default: the workspace's
     ``results/``); pairs already there are reused unless ``force``. ``models``/``detectors``:
     a comma-separated string, a list, or ``"all"``. The rows' ``cached`` column says which
-    were read back from the store instead of computed.
+    were read back from the store instead of computed. ``executor``: where samples are made,
+    ``"local"`` (this process) or ``"ray"`` (a Ray cluster at ``address``; ``membench.executors``);
+    detection and quality run here either way, once per model.
     """
     from membench.core.registry import names
     from membench.core.workspace import resolve_results
@@ -108,7 +110,11 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     dets, everything = resolve_detectors(detectors)
     if quality:
         _check_quality_extractor(quality_extractor)
+    from membench.executors import make_executor
+
+    sample_device = device if executor != "local" else None  # a Ray cluster may have GPUs this machine lacks
     device = resolve_device(device)
+    executor = make_executor(executor, address)  # connects: a bad address fails before any work
     results_dir = check_output_dir(resolve_results(results_dir))
     ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
     trains: dict[str, Dataset] = {}
@@ -117,7 +123,8 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
         if spec.dataset not in trains:
             trains[spec.dataset] = load_dataset(spec.dataset)
         check_model(spec, trains[spec.dataset].shape, n_samples)
-        sets.append(model_image_set(spec, trains[spec.dataset], n_samples, seed, device, ctx.cache_dir, progress))
+        sets.append(model_image_set(spec, trains[spec.dataset], n_samples, seed, sample_device or device,
+                                    ctx.cache_dir, progress, executor))
     result = measure(sets, dets, ctx, quality=quality_extractor if quality else None, results_dir=results_dir,
                      force=force, keep_unavailable=everything)
     board = leaderboard.rebuild(results_dir, extra=result.unavailable)

@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality-extractor", default="digits",
                    help="quality features: digits (default: the digits classifier, offline), inception-v3[:weights=FILE], "
                         "or any extractor of `membench list features`")
+    p.add_argument("--executor", default="local",
+                   help="where samples are made: local (this process, default) or ray (pip install 'membench[ray]')")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: auto (the cluster of `ray start --head` here), HOST:PORT or ray://HOST:PORT; "
+                        "default: a new Ray instance on this machine")
     _add_format(p)
     _add_common(p)
 
@@ -252,7 +257,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     df = run(models=args.models, detectors=args.detectors, n_samples=args.n_samples, seed=args.seed,
              device=args.device, results_dir=args.results_dir, cache_dir=args.cache_dir,
              progress=not args.quiet, force=args.force, quality=args.quality,
-             quality_extractor=args.quality_extractor)
+             quality_extractor=args.quality_extractor, executor=args.executor, address=args.address)
     footer = [f"leaderboard: {os.path.join(args.results_dir, 'leaderboard.csv')} (.md); {time.time() - t0:.1f}s"]
     show(args.format, df, run_effect(args.results_dir, df), footer=footer, quiet=args.quiet)
     return 0

@@ -50,6 +50,7 @@ KINDS: dict[str, str] = {
     "distillers": "membench.training.distillers:DISTILLERS",
     "studies": "membench.studies:STUDIES",
     "weights": "membench.weights:WEIGHTS",
+    "executors": "membench.executors:EXECUTORS",
 }
 KIND_ALIASES: dict[str, str] = {"embedders": "features"}  # older names of kinds
 

@@ -19,6 +19,7 @@ from membench.core.io import atomic_save_npz
 from membench.core.errors import MembenchError
 from membench.core.faults import fault_point
 from membench.core.workspace import default_cache_dir
+from membench.executors.base import SAMPLE_BATCH
 
 SAMPLE_FORMAT = 1
 
@@ -85,41 +86,49 @@ def spec_sample_key(spec: Any, seed: int, n: int) -> tuple[str, str]:
 
 
 def generate(model: Any, sampler: Any, n: int, seed: int, shape: tuple[int, int, int], device: str,
-             batch_size: int = 500, progress: bool = False, desc: str = "sample",
-             labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``sampler`` on ``model`` for noises 0..n-1 of ``seed`` (and ``labels[i]`` for a
-    class-conditional model); returns (images, noise_index)."""
+             batch_size: int = SAMPLE_BATCH, progress: bool = False, desc: str = "sample",
+             start: int = 0, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``sampler`` on ``model`` for noises start..start+n-1 of ``seed`` (and class ``labels[row]``
+    for a class-conditional model, one per row); returns (images, noise_index).
+
+    Batches are ``batch_size`` consecutive indices from ``start`` (executors keep them aligned:
+    ``membench.executors.base``)."""
     import torch
 
     from membench.core.progress import task, ticking
     from membench.models.denoisers.labels import Conditioned
     from membench.models.samplers.noise import noise_for
 
-    index = np.arange(n, dtype=np.int64)
+    index = np.arange(start, start + n, dtype=np.int64)
     out = np.empty((n, *shape), dtype=np.float32)
     nfe = max(1, int(getattr(sampler, "nfe", 1) or 1))
     with task(f"{desc} ({n} samples)", total=n, enabled=progress) as bar:
-        for start in range(0, n, batch_size):
-            idx = index[start : start + batch_size]
+        for row in range(0, n, batch_size):
+            idx = index[row : row + batch_size]
             z = noise_for(seed, idx, shape).to(device)
 
             def noise_fn(step: int, idx: np.ndarray = idx) -> torch.Tensor:
                 return noise_for(seed, idx, shape, step=step).to(device)
 
-            cond = None if labels is None else torch.from_numpy(labels[idx]).to(device)
+            cond = None if labels is None else torch.from_numpy(np.asarray(labels[row : row + len(idx)])).to(device)
             # progress moves with every network evaluation, not only per batch
             x = sampler.sample(ticking(Conditioned(model, cond), bar, len(idx) / nfe), z, noise_fn)
-            out[start : start + len(idx)] = x.detach().float().cpu().numpy()
-            bar.update(completed=start + len(idx))
+            out[row : row + len(idx)] = x.detach().float().cpu().numpy()
+            bar.update(completed=row + len(idx))
     if not np.isfinite(out).all():
         raise MembenchError(f"{desc}: the model produced NaN or infinite samples")
     return out, index
 
 
 def get_samples(spec: Any, n: int, seed: int, device: str = "auto", cache_dir: Path | None = None,
-                progress: bool = False) -> SampleSet:
-    """Samples of a registered model (a ``ModelSpec``), from the cache when present."""
-    from membench.models.checkpoints import load_denoiser
+                progress: bool = False, executor: Any = None) -> SampleSet:
+    """Samples of a registered model (a ``ModelSpec``), from the cache when present.
+
+    ``executor`` (``membench.executors``; default: this process) makes missing ones; what it
+    returns is checked and cached here, the same for every executor.
+    """
+    from membench.executors.local import LocalExecutor
+    from membench.models.checkpoints import checkpoint_hash
     from membench.models.specs import make_sampler
 
     if not isinstance(n, int) or n <= 0:
@@ -136,12 +145,12 @@ def get_samples(spec: Any, n: int, seed: int, device: str = "auto", cache_dir: P
                 return SampleSet.load(path)
             except MembenchError:
                 path.unlink(missing_ok=True)  # a corrupt cache entry is regenerated
-        device = resolve_device(device)
-        model, meta = load_denoiser(spec, device)
-        c, h, w = meta["image_shape"]
-        labels = model_labels(spec, getattr(model, "num_classes", None), seed, np.arange(n, dtype=np.int64))
-        images, index = generate(model, sampler, n, seed, (c, h, w), device, progress=progress,
-                                 desc=f"sample {spec.name}", labels=labels)
+        images, index, device, labels = (executor or LocalExecutor()).generate(spec, n, seed, device, progress)
+        if images.shape[0] != n or not np.array_equal(index, np.arange(n)):
+            raise MembenchError(f"sample {spec.name}: the executor returned {images.shape[0]} samples "
+                                f"(noise indices {index[:1]}..), expected 0..{n - 1}")
+        if not np.isfinite(images).all():
+            raise MembenchError(f"sample {spec.name}: the model produced NaN or infinite samples")
         fault_point("samples-generated")
         ss = SampleSet(images=images, noise_index=index, seed=seed, labels=labels, meta={
             "model": spec.name, "sampler": spec.sampler, "nfe": int(getattr(sampler, "nfe", -1)),
