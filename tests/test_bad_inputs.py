@@ -169,7 +169,7 @@ CASES = [
     ("ckpt-no-weights", run_args(), 1, "checkpoint is incomplete", "weights-missing"),
     ("ckpt-shape", run_args(), 1, "image_shape [1, 16, 16]", "shape-16"),
     ("ckpt-shape-text", run_args(), 1, "'image_shape' must be [channels, height, width]", "shape-text"),
-    ("ckpt-no-meta", run_args(), 1, "not a membench checkpoint", "meta-missing"),
+    ("ckpt-no-meta", run_args(), 1, "the configs do not say how the network is parameterized", "meta-missing"),
     ("ckpt-format", run_args(), 1, "unsupported checkpoint metadata format", "meta-format"),
     ("ckpt-unet-config", run_args(), 1, "corrupt UNet config", "unet-config"),
     # output paths

@@ -67,9 +67,18 @@ def test_explicit_results_and_cache_dirs_override(tmp_path, monkeypatch):
 
 
 def test_every_writing_command_takes_workspace():
+    import argparse
+
+    def leaves(parser, name):
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not nested:
+            return [(name, parser)]
+        return [leaf for a in nested for k, p in a.choices.items() for leaf in leaves(p, f"{name} {k}")]
+
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     for name, p in sub.choices.items():
-        assert any(a.dest == "workspace" for a in p._actions), name
+        for full, leaf in leaves(p, name):  # `weights fetch`, `weights list`: each action takes it
+            assert any(a.dest == "workspace" for a in leaf._actions), full
 
 
 def test_library_defaults_follow_the_workspace(tiny_teacher, workspace):

@@ -34,7 +34,7 @@ def test_labels_are_per_index_stored_and_shared(tmp_path, workspace):
     for rec in recs:
         arrays = rec.load_arrays()
         np.testing.assert_array_equal(arrays["class_labels"], labels_for(3, arrays["noise_index"], 10))
-        if rec.test["config"]["same_class"]:  # the matched training image has the sample's class
+        if rec.test["config"].get("same_class"):  # (absent: the default, off) the matched training image has the sample's class
             from membench.data import load_dataset
 
             train = load_dataset("digits:n=40")

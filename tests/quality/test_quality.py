@@ -245,7 +245,10 @@ def test_run_puts_quality_beside_memorization(tiny_teacher, tmp_path, capsys):
     res = tmp_path / "res"
     code, out, err = run_cli(capsys, "run", "--model", "tiny", "--n-samples", "40", "--results-dir", str(res), "--quiet")
     assert code == 0, err
-    assert "FID held-out ↓" in out and "precision held-out ↑ (95% CI)" in out
+    # the compact table: FID vs held-out beside memorization (precision/recall: leaderboard.csv and --format)
+    assert "FID vs held-out (lower = better)" in out
+    header = next(line for line in out.splitlines() if line.startswith("model"))
+    assert header.split()[-2:] == ["FID", "NFE"]
     files = list((res / "records" / "quality" / "tiny").glob("quality-*.json"))
     assert len(files) == 1 and len(list((res / "records" / "detection" / "tiny").glob("*.json"))) == 1
     rec = json.loads(files[0].read_text())
@@ -282,7 +285,9 @@ def test_quality_skipped_on_rerun_and_off_with_flag(tiny_teacher, tmp_path, caps
     code, out, _ = run_cli(capsys, "run", "--model", "tiny", "--n-samples", "40", "--results-dir", str(res2),
                            "--quiet", "--no-quality")
     assert code == 0 and not (res2 / "records" / "quality").exists()
-    assert "FID held-out" in out  # the column is there, empty: no quality for this sample set
+    header, row = [line for line in out.splitlines() if line.startswith(("model", "tiny"))][:2]
+    assert header.split()[-2:] == ["FID", "NFE"]  # the column is there, empty: no quality for this sample set
+    assert row.split()[-1] == "7" and "]" == row.split()[-2][-1]  # NFE right after the interval: no FID
     assert pd.read_csv(res2 / "leaderboard.csv")["fid_heldout"].isna().all()
 
 
