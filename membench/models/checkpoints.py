@@ -104,8 +104,12 @@ def load_denoiser(path: str | Path, device: str | torch.device = "cpu") -> tuple
 
 
 def save_denoiser(model: EDMDenoiser, out: str | Path, meta: dict[str, Any], card: str | None = None,
-                  force: bool = False) -> Path:
-    """Write a checkpoint folder atomically (temp folder, then one rename)."""
+                  force: bool = False, variants: dict[str, EDMDenoiser] | None = None) -> Path:
+    """Write a checkpoint folder atomically (temp folder, then one rename).
+
+    ``variants`` (other weights of the same model, e.g. a distiller's raw and bias-corrected
+    EMA weights) go into ``variants/<name>/``, each a checkpoint folder of its own (loadable
+    by path), inside the same atomic write."""
     out = Path(out)
     with atomic_directory(out, force=force) as tmp:
         model.unet.save_pretrained(tmp / "unet", safe_serialization=True)
@@ -113,4 +117,8 @@ def save_denoiser(model: EDMDenoiser, out: str | Path, meta: dict[str, Any], car
         atomic_write_json(tmp / META_FILE, full)
         if card is not None:
             (tmp / "README.md").write_text(card)
+        for name, var in (variants or {}).items():
+            var.unet.save_pretrained(tmp / "variants" / name / "unet", safe_serialization=True)
+            atomic_write_json(tmp / "variants" / name / META_FILE,
+                              {**full, "variant": name, "edm": var.config.to_dict()})
     return out

@@ -111,7 +111,8 @@ def distill_from_registry(teacher: str, method: str, out: str | Path | None = No
     from membench.models.checkpoints import checkpoint_hash
 
     student_meta["teacher_checkpoint_hash"] = checkpoint_hash(spec.checkpoint)
-    save_denoiser(student, target, student_meta, force=force)  # before anything else can fail
+    save_denoiser(student, target, student_meta, force=force,  # before anything else can fail
+                  variants=getattr(result, "variants", None) or None)
     evaluation = (evaluate_l2ratio(student, spec.dataset, result.sampler, n=eval_samples, device=device)
                   if eval_samples else None)
     command = (f"membench distill --teacher {spec.name} --method {method} --name {name}"
