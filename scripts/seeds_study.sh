@@ -2,9 +2,11 @@
 # Run the seeds study (membench/studies/seeds.py) in resumable parts, as two background queues.
 # Each part is one `membench study seeds --set only=PART` call: a finished part is skipped, so
 # rerunning this script resumes where it stopped; the tables are rebuilt after every part.
-#   nice -n 19 scripts/seeds_study.sh [OUT]        (default OUT: benchmarks/seeds)
+#   nice -n 19 scripts/seeds_study.sh [OUT] [PID...]   (default OUT: benchmarks/seeds;
+#   PIDs: processes to wait for first, e.g. parts already running)
 set -u
 OUT=${1:-benchmarks/seeds}
+shift || true
 PY=${PYTHON:-python}
 COMMON=(--set teacher_seeds=0,1,2 --set distill_seeds=0 --set iterations=1500 --out "$OUT")
 run_queue() {
@@ -14,6 +16,7 @@ run_queue() {
   done
 }
 mkdir -p "$OUT"
-run_queue cd-t0-d0 teacher-disjoint &
-run_queue teacher-s1 cd-t1-d0 teacher-s2 cd-t2-d0 &
+for pid in "$@"; do while kill -0 "$pid" 2>/dev/null; do sleep 10; done; done
+run_queue cd-t0-d0 teacher-s2 cd-t2-d0 &
+run_queue teacher-s1 cd-t1-d0 teacher-disjoint &
 wait
