@@ -8,7 +8,7 @@ set -u
 OUT=${1:-benchmarks/seeds}
 shift || true
 PY=${PYTHON:-python}
-COMMON=(--set teacher_seeds=0,1,2 --set distill_seeds=0 --set iterations=1500 --out "$OUT")
+COMMON=(--set teacher_seeds=0,1,2 --set distill_seeds=0,1 --set iterations=1500 --out "$OUT")
 run_queue() {
   for part in "$@"; do
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $PY -m membench study seeds "${COMMON[@]}" --set only="$part" \
@@ -17,6 +17,6 @@ run_queue() {
 }
 mkdir -p "$OUT"
 for pid in "$@"; do while kill -0 "$pid" 2>/dev/null; do sleep 10; done; done
-run_queue cd-t0-d0 teacher-s2 cd-t2-d0 &
-run_queue teacher-s1 cd-t1-d0 teacher-disjoint &
+run_queue cd-t0-d0 cd-t0-d1 teacher-s2 cd-t2-d0 cd-t2-d1 &
+run_queue teacher-s1 cd-t1-d0 teacher-disjoint cd-t1-d1 &
 wait
