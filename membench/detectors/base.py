@@ -76,6 +76,10 @@ class Detector:
     # Run on the held-out images too (their false-flag rate; ``fpr=`` thresholds): per-image copy
     # scores only (membench.detectors.calibration). Model- and set-level tests set False.
     calibrate_on_heldout: ClassVar[bool] = True
+    # "image": a per-image copy score of the given images (validated by `membench validate`);
+    # "set": a test of the sample set against training vs held-out images; "model": a test of the
+    # model itself (membership inference), which does not use the samples.
+    level: ClassVar[str] = "image"
     fpr_target: float | None = None  # set by make_detector from ``fpr=`` (not a dataclass field)
 
     def config(self) -> dict[str, Any]:

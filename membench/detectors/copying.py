@@ -68,6 +68,7 @@ class NearestHeldout(Detector):
     score_name = "d_train_over_d_heldout"
     higher_is_memorized = False
     calibrate_on_heldout = False  # its null is built in (the held-out images not used as reference)
+    level = "set"
 
     def detect(self, samples: np.ndarray, train: Dataset, ctx: DetectorContext) -> DetectorOutput:
         from membench.detectors.knn import knn_l2
@@ -114,6 +115,7 @@ class DataCopying(Detector):
     score_name = "d_train"
     higher_is_memorized = False
     calibrate_on_heldout = False
+    level = "set"
 
     def check(self) -> None:
         if not isinstance(self.cells, int) or isinstance(self.cells, bool) or self.cells < 1:
@@ -177,6 +179,7 @@ class MMDHeldout(Detector):
     score_name = "witness_train_minus_heldout"
     higher_is_memorized = True
     calibrate_on_heldout = False
+    level = "set"
 
     def check(self) -> None:
         if not isinstance(self.permutations, int) or isinstance(self.permutations, bool) or self.permutations < 1:

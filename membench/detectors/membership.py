@@ -65,6 +65,7 @@ class _MembershipBase(Detector):
 
     higher_is_memorized = True
     calibrate_on_heldout = False  # the held-out images are the test's own non-members
+    level = "model"
     score_name = "membership"
 
     def check(self) -> None:

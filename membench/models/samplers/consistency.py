@@ -20,7 +20,11 @@ class ConsistencySampler:
     """``steps`` evaluations of a consistency function at Karras-grid levels.
 
     The levels are indices round(k (levels - 1) / steps), k = 0..steps-1, of a Karras grid of
-    ``levels`` (default 18, the distillation grid): 1 step -> sigma_max; 2 steps -> indices 0, 8.
+    ``levels`` (default 18, the distillation grid): 1 step -> sigma_max; 2 steps -> indices 0, 8
+    (sigma 3.26, which nearly erases the first step's image). ``sigmas`` sets the intermediate
+    levels instead: one number (``consistency:steps=2,sigmas=1.4``) or several separated by
+    ``/`` (``steps=3,sigmas=5/1.4``), decreasing, inside (sigma_min, sigma_max); the first step is
+    always at sigma_max. (Song et al. 2023 use sigma ~ 1.4 for 2-step ImageNet-64 sampling.)
     """
 
     steps: int = 1
@@ -28,16 +32,36 @@ class ConsistencySampler:
     sigma_min: float = SIGMA_MIN
     sigma_max: float = SIGMA_MAX
     rho: float = RHO
+    sigmas: float | str | None = None  # the intermediate levels (steps - 1 of them); None: the grid rule
 
     def __post_init__(self) -> None:
         if int(self.steps) != self.steps or not 1 <= self.steps <= self.levels:
             raise ValueError(f"steps must be an integer in [1, levels={self.levels}], got {self.steps!r}")
+        if self.sigmas is not None:
+            mids = self.intermediate()
+            if len(mids) != self.steps - 1:
+                raise ValueError(f"sigmas gives {len(mids)} intermediate level(s); steps={self.steps} needs "
+                                 f"{self.steps - 1}")
+            chain = [self.sigma_max, *mids]
+            if any(not self.sigma_min < b < a for a, b in zip(chain, chain[1:])):
+                raise ValueError(f"sigmas must decrease inside ({self.sigma_min}, {self.sigma_max}), got {self.sigmas!r}")
+
+    def intermediate(self) -> list[float]:
+        if self.sigmas is None:
+            return []
+        parts = [self.sigmas] if isinstance(self.sigmas, (int, float)) else str(self.sigmas).split("/")
+        try:
+            return [float(p) for p in parts if str(p).strip()]
+        except ValueError:
+            raise ValueError(f"sigmas must be numbers separated by '/', got {self.sigmas!r}") from None
 
     @property
     def nfe(self) -> int:
         return self.steps
 
     def taus(self) -> list[float]:
+        if self.sigmas is not None:
+            return [float(self.sigma_max), *self.intermediate()]
         grid = karras_sigmas(self.levels, self.sigma_min, self.sigma_max, self.rho).tolist()
         return [grid[round(k * (self.levels - 1) / self.steps)] for k in range(self.steps)]
 

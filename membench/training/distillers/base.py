@@ -39,6 +39,10 @@ class DistillContext:
     # Also at those iterations: on_snapshot_variants(iteration, {"raw": ..., "ema-corrected": ...})
     # (the weights beside the saved EMA; see EMAVariants), for convergence studies.
     on_snapshot_variants: Callable[[int, dict[str, EDMDenoiser]], None] | None = None
+    # The student's starting weights for distillers that start from the teacher's (cd): None is
+    # the teacher itself; a network is needed when the teacher has no weights (a closed-form
+    # denoiser, membench.models.optimal) or to start the student independently of the teacher.
+    student_init: EDMDenoiser | None = None
 
 
 @dataclass

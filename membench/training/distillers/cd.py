@@ -73,9 +73,10 @@ class ConsistencyDistillation(Distiller):
         gen = torch.Generator(device=device).manual_seed(self.seed)
         x_all = torch.from_numpy(np.ascontiguousarray(data.images)).to(device)
         teacher = teacher.to(device).eval().requires_grad_(False)
-        student = copy_as(teacher, boundary=True)
-        target = copy_as(teacher, boundary=True).eval().requires_grad_(False)
-        ema = copy_as(teacher, boundary=True).eval().requires_grad_(False)
+        init = (ctx.student_init if ctx.student_init is not None else teacher).to(device)
+        student = copy_as(init, boundary=True)
+        target = copy_as(init, boundary=True).eval().requires_grad_(False)
+        ema = copy_as(init, boundary=True).eval().requires_grad_(False)
         tracker = EMAVariants(ema, self.ema)
         cfg = teacher.config
         sig = karras_sigmas(self.levels, cfg.sigma_min, cfg.sigma_max).flip(0).to(device, torch.float32)  # ascending
