@@ -1,6 +1,7 @@
 """Labels of the built-in digits dataset."""
 import numpy as np
 
+
 def test_labels_are_the_digits_of_the_images():
     from sklearn.datasets import load_digits
 
