@@ -111,3 +111,13 @@ def test_membership_test_separates_a_memorizing_closed_form_model() -> None:
         out = make_detector(name).detect(ds.images[:4], ds, Ctx())
         assert out.metrics["auc"].value > 0.9, name
         assert out.info["n_nonmembers_eval"] == 20
+
+
+def test_leaderboard_shows_the_heldout_control_beside_the_fraction() -> None:
+    from membench.store.leaderboard import build
+
+    ds = toy()
+    rows = build([run("l2ratio", copies(ds, 20, 0.01), ds), run("copying:cells=2", copies(ds, 40, 0.01), ds)])
+    l2 = rows[rows["detector"] == "l2ratio"].iloc[0]
+    assert l2["heldout_flagged_ci_low"] <= l2["heldout_flagged"] <= l2["heldout_flagged_ci_high"]
+    assert rows[rows["detector"] == "copying:cells=2"]["ct"].notna().all()
