@@ -132,7 +132,7 @@ def run_detector(iset: ImageSet, det: "Detector", ctx: "DetectorContext", keep_u
 
     out, control = calibrate(det, out, iset.train, ctx)  # held-out false-flag rate; fpr= thresholds
     rec.metrics, rec.stats = memorization_metrics(out, det.higher_is_memorized)
-    rec.metrics.update(out.metrics)  # model- and set-level tests' own metrics
+    rec.metrics.update(getattr(out, "metrics", None) or {})  # model- and set-level tests' own metrics
     rec.stats["detect_seconds"] = round(time.time() - t0, 3)
     rec.info = dict(out.info)
     if control is not None:

@@ -130,7 +130,8 @@ def make_detector(spec: str) -> Detector:
 
     fpr = take_fpr(cls, params)
     det = DETECTORS.instantiate(name, cls, params)
-    det.fpr_target = fpr
+    if fpr is not None:
+        det.fpr_target = fpr
     det.check()
     det.display_name = spec if overrides else name
     return det
