@@ -40,9 +40,11 @@ def main() -> None:
     teacher_spec = resolve_model(spec.teacher)
     data = load_dataset(spec.dataset)
     ev = Evaluator(data, tuple(args.detectors.split(",")), "cpu", True, store=out, study="cm-multistep")
-    teacher, _ = load_denoiser(teacher_spec.checkpoint, "cpu")
     student, _ = load_denoiser(spec.checkpoint, "cpu")
-    t_images = sample(teacher, teacher_spec.sampler, args.n, args.seed, data.shape, "cpu")
+    # the teacher's samples from the sample cache when present (1,000 per seed), the first n of them
+    from membench.models.samples import get_samples
+
+    t_images = get_samples(teacher_spec, max(args.n, 1000), args.seed, "cpu").images[:args.n]
     rows, ref = image_rows(ev, {"model": "teacher", "sampler": teacher_spec.sampler, "sigma2": float("nan")}, t_images)
     samplers = [(with_steps(spec.sampler, 1), float("nan")), (with_steps(spec.sampler, 2), 3.26)]
     samplers += [(f"{with_steps(spec.sampler, 2)},sigmas={float(s)}", float(s)) for s in args.sigmas.split(",")]
