@@ -92,7 +92,8 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     KID and precision/recall against the held-out and the training images (features of
     ``quality_extractor``). Records go to ``results_dir`` (default: the workspace's
     ``results/``); pairs already there are reused unless ``force``. ``models``/``detectors``:
-    a comma-separated string, a list, or ``"all"``.
+    a comma-separated string, a list, or ``"all"``. The rows' ``cached`` column says which
+    were read back from the store instead of computed.
     """
     from membench.core.registry import names
     from membench.core.workspace import resolve_results
@@ -122,7 +123,10 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     board = leaderboard.rebuild(results_dir, extra=result.unavailable)
     keys = {(r.subject["name"], r.test["name"], r.samples["key"]) for r in result.records if r.kind == "detection"}
     mask = [(m, d, k) in keys for m, d, k in zip(board["model"], board["detector"], board["sample_key"])]
-    return board[mask].reset_index(drop=True)
+    rows = board[mask].reset_index(drop=True)
+    cached = {(r.subject["name"], r.test["name"], r.samples["key"]) for r in result.cached if r.kind == "detection"}
+    rows["cached"] = [(m, d, k) in cached for m, d, k in zip(rows["model"], rows["detector"], rows["sample_key"])]
+    return rows
 
 
 def _check_quality_extractor(name: str) -> None:
@@ -136,49 +140,85 @@ def _check_quality_extractor(name: str) -> None:
         pass
 
 
-def file_image_set(samples: str | Path | np.ndarray, train: Dataset, seed: int = 0) -> ImageSet:
-    """Samples made elsewhere (``.npz``/``.npy``/image folder, or an array) as an image set."""
+def file_image_set(samples: str | Path | np.ndarray, train: Dataset, seed: int = 0,
+                   noise_index: str | np.ndarray | None = None, reference: str | None = None) -> ImageSet:
+    """Samples made elsewhere (``.npz``/``.npy``/image folder, or an array) as an image set.
+
+    ``noise_index``: which noise made each image (an array, or a ``--noise-index`` spec, see
+    ``membench.data.noise_index``); ``reference``: the subject name of the set this one is
+    compared with, noise by noise (as a student with its teacher). Each image keeps its name."""
     import numpy as np
 
-    from membench.data import load_dataset
-    from membench.data.datasets import to_model_range
+    from membench.data.datasets import load_image_file
+    from membench.data.noise_index import load_noise_index, sample_names
+    from membench.data.validate import to_model_range
     from membench.measure import ImageSet
 
     if isinstance(samples, np.ndarray):
-        images, name = to_model_range(samples, "samples"), "array"
+        images, name, meta = to_model_range(samples, "samples"), "array", {}
     else:
-        if not Path(samples).exists():
-            raise MembenchError(f"samples not found: {samples}")
-        images, name = np.asarray(load_dataset(str(samples)).images), Path(samples).name
+        ds = load_image_file(samples, "samples")
+        images, name, meta = np.asarray(ds.images), Path(str(samples)).name, ds.meta
+    names = sample_names(samples if name != "array" else "array", meta, len(images))
+    if isinstance(noise_index, str):
+        noise_index = load_noise_index(noise_index, samples if name != "array" else "array", names)
+    elif noise_index is not None:
+        from membench.data.noise_index import check_noise_index
+
+        noise_index = check_noise_index(np.asarray(noise_index), len(images), "noise_index")
     subject = {"name": f"samples:{name}", "role": "samples", "dataset": train.spec}
-    return ImageSet.of_images(images, subject, train, seed=seed, source=str(samples) if name != "array" else "array")
+    if reference:
+        subject["teacher"] = reference
+    return ImageSet.of_images(images, subject, train, seed=seed, noise_index=noise_index, names=names,
+                              source=str(samples) if name != "array" else "array")
 
 
-def detect(samples: str | Path | np.ndarray, train: str, detectors: str | Sequence[str] = "l2ratio",
+def detect(samples: str | Path | np.ndarray | Sequence[Any], train: str | Dataset, detectors: str | Sequence[str] = "l2ratio",
            device: str = "auto", progress: bool = False, results_dir: str | Path | None = None,
-           cache_dir: str | Path | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+           cache_dir: str | Path | None = None, noise_index: Any = None) -> tuple[pd.DataFrame, dict[Any, Any]]:
     """Run detectors on samples made elsewhere (``.npz``/``.npy``/image folder or an array).
 
     Returns (one row per detector, {detector: its record}); each record's ``arrays`` hold the
-    per-sample scores, flags and matched training indices. With ``results_dir`` the records
-    are stored too (and appear in the leaderboard and report).
+    per-sample scores, flags, matched training indices, noise indices and image names (``file``).
+    ``train`` is a dataset spec or a ``Dataset`` (``membench.data.from_arrays``/``from_torch``).
+    With ``results_dir`` the records are stored too (and appear in the leaderboard and report).
+
+    Several sample sets (a list, with ``noise_index`` a list of the same length: arrays or
+    ``--noise-index`` specs, see ``membench.data.noise_index``): every set after the first is
+    compared with the first noise by noise (``membench.analysis.effect``), and the records are
+    keyed ``(set name, detector)``.
     """
-    from membench.data import load_dataset
+    from membench.data import as_dataset
     from membench.detectors.base import DetectorContext
     from membench.measure import measure
     from membench.models.samples import resolve_device
     from membench.store.leaderboard import build
 
-    train_ds = load_dataset(train)
+    many = isinstance(samples, (list, tuple))
+    sets_in = list(samples) if many else [samples]
+    nidx = list(noise_index) if isinstance(noise_index, (list, tuple)) else [noise_index] * len(sets_in)
+    if len(nidx) != len(sets_in):
+        raise MembenchError(f"{len(nidx)} noise indices for {len(sets_in)} sample sets: give one per set, in order")
+    if len(sets_in) > 1 and any(x is None for x in nidx):
+        raise MembenchError("several sample sets are compared noise by noise: give --noise-index for each")
+    train_ds = as_dataset(train)
     dets, everything = resolve_detectors(detectors)
-    iset = file_image_set(samples, train_ds)
+    isets = []
+    for i, (s, idx) in enumerate(zip(sets_in, nidx)):
+        isets.append(file_image_set(s, train_ds, noise_index=idx,
+                                    reference=isets[0].subject["name"] if i else None))
+    set_names = [iset.subject["name"] for iset in isets]
+    if len(set(set_names)) < len(set_names):
+        raise MembenchError(f"sample sets need distinct file names to be told apart: {', '.join(set_names)}")
     ctx = DetectorContext(device=resolve_device(device), cache_dir=Path(cache_dir) if cache_dir else None,
                           progress=progress)
-    result = measure([iset], dets, ctx, results_dir=results_dir, keep_unavailable=everything)
-    return build(result.records), {r.test["name"]: r for r in result.records if r.ok}
+    result = measure(isets, dets, ctx, results_dir=results_dir, keep_unavailable=everything)
+    if not many:
+        return build(result.records), {r.test["name"]: r for r in result.records if r.ok}
+    return build(result.records), {(r.subject["name"], r.test["name"]): r for r in result.records if r.ok}
 
 
-def quality(samples: str | Path | np.ndarray, train: str, extractor: str = "digits",
+def quality(samples: str | Path | np.ndarray, train: str | Dataset, extractor: str = "digits",
             references: str | Sequence[str] = ("heldout", "train"), metrics: str | Sequence[str] = ("fid", "kid", "prc"),
             kid_subsets: int = 100, device: str = "auto", cache_dir: str | Path | None = None,
             results_dir: str | Path | None = None) -> tuple[pd.DataFrame, Any]:
@@ -190,7 +230,7 @@ def quality(samples: str | Path | np.ndarray, train: str, extractor: str = "digi
     import pandas as pd
 
     from membench.core.specs import split_list
-    from membench.data import load_dataset
+    from membench.data import as_dataset
     from membench.detectors.base import DetectorContext
     from membench.measure import QualitySpec, measure
     from membench.models.samples import resolve_device
@@ -201,7 +241,7 @@ def quality(samples: str | Path | np.ndarray, train: str, extractor: str = "digi
     spec = QualitySpec(extractor, MetricConfig(metrics=wanted, kid_subsets=kid_subsets), refs, strict=True)
     from membench.measure import resolve_quality
 
-    train_ds = load_dataset(train)
+    train_ds = as_dataset(train)
     resolve_quality(extractor, train_ds)  # strict: missing weights or unfit images are the one-line error
     iset = file_image_set(samples, train_ds)
     ctx = DetectorContext(device=resolve_device(device), cache_dir=Path(cache_dir) if cache_dir else None)

@@ -26,6 +26,12 @@ def _add_workspace(p: argparse.ArgumentParser) -> None:
                         "default: $MEMBENCH_HOME, else ./membench-workspace")
 
 
+def _add_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"),
+                   help="table (default: for a person; plain ASCII when not a terminal), or only the data as csv, "
+                        "json or markdown on standard output")
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:1, ...")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -54,15 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality-extractor", default="digits",
                    help="quality features: digits (default: the digits classifier, offline), inception-v3[:weights=FILE], "
                         "or any extractor of `membench list features`")
+    _add_format(p)
     _add_common(p)
 
     p = sub.add_parser("detect", help="run detectors on samples made elsewhere (.npz/.npy or image folder)")
-    p.add_argument("--samples", required=True)
+    p.add_argument("--samples", required=True, action="append",
+                   help=".npz/.npy file or image folder; give it again for more sets: each later set is compared "
+                        "with the first, noise by noise (needs --noise-index for each)")
+    p.add_argument("--noise-index", action="append", default=None, metavar="FILE_OR_COLUMN",
+                   help="which noise made each image, once per --samples, in order: a CSV (columns file or sample, "
+                        "and noise_index; FILE.csv:COLUMN names another column), an .npz with the array noise_index "
+                        "(FILE.npz:KEY), an .npy, or the name of an array in the samples' own .npz")
     p.add_argument("--train", required=True, help="dataset name (digits:n=64, a registry entry) or path (.npz/.npy/image folder)")
     p.add_argument("--detector", "--detectors", dest="detectors", default="l2ratio")
-    p.add_argument("--per-sample", default=None, help="write per-sample scores to this CSV file")
+    p.add_argument("--per-sample", default=None,
+                   help="write per-sample scores to this CSV file (with each image's file name and noise index)")
     p.add_argument("--results-dir", default=None, help=RESULTS_HELP + "; the records join the leaderboard")
     p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
+    _add_format(p)
     _add_common(p)
 
     p = sub.add_parser("validate", help="measure how well detectors separate memorized from novel images (AUC table)")
@@ -148,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     _add_common(p)
     # scientific studies (membench/studies); those tagged "command" in STUDIES (sweep, rfnn) are shorthands
+    p = sub.add_parser("weights", help="published weights of SSCD, CLIP, Inception: list them, fetch one into $MEMBENCH_CACHE")
+    wsub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    _add_workspace(wsub.add_parser("list", help="each file, its path under $MEMBENCH_CACHE, present/absent, its checksum"))
+    q = wsub.add_parser("fetch", help="download NAME, verified against the checksum recorded in membench")
+    q.add_argument("name", help="a name of `membench weights list`")
+    q.add_argument("--allow-unverified", action="store_true",
+                   help="accept a file whose publisher gives no checksum (its sha256 is printed)")
+    _add_workspace(q)  # its registry/weights adds entries
+
     p = sub.add_parser("study", help="run a scientific study (membench list studies) and write its tables and figures")
     p.add_argument("name", help="study name (membench list studies)")
     _add_study_args(p)
@@ -191,34 +215,37 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .api import run
-    from .store.leaderboard import format_table
+    from .report.terminal import run_effect, show
 
     t0 = time.time()
     df = run(models=args.models, detectors=args.detectors, n_samples=args.n_samples, seed=args.seed,
              device=args.device, results_dir=args.results_dir, cache_dir=args.cache_dir,
              progress=not args.quiet, force=args.force, quality=args.quality,
              quality_extractor=args.quality_extractor)
-    print(format_table(df).to_markdown(index=False))
-    print(f"\nleaderboard: {os.path.join(args.results_dir, 'leaderboard.csv')} (.md); {time.time() - t0:.1f}s")
+    footer = [f"leaderboard: {os.path.join(args.results_dir, 'leaderboard.csv')} (.md); {time.time() - t0:.1f}s"]
+    show(args.format, df, run_effect(args.results_dir, df), footer=footer, quiet=args.quiet)
     return 0
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from .api import detect
+    from .report.terminal import detect_effect, per_sample_table, show
     from .core.io import atomic_write_text
-    from .store.leaderboard import format_table
 
-    df, records = detect(args.samples, args.train, args.detectors, device=args.device, progress=not args.quiet,
-                         results_dir=args.results_dir, cache_dir=args.cache_dir)
-    view = format_table(df)
-    print(view[["detector", "train_data", "n_samples", "memorized ↓ (95% CI)", "median score"]].to_markdown(index=False))
+    if args.noise_index and len(args.noise_index) != len(args.samples):
+        raise MembenchError(f"{len(args.noise_index)} --noise-index for {len(args.samples)} --samples: "
+                            "give one per sample set, in the same order")
+    if args.per_sample and Path(args.per_sample).is_dir():
+        raise MembenchError(f"--per-sample {args.per_sample} is a folder; give a CSV file name")
+    many = len(args.samples) > 1
+    df, records = detect(args.samples if many else args.samples[0], args.train, args.detectors,
+                         device=args.device, progress=not args.quiet, results_dir=args.results_dir,
+                         cache_dir=args.cache_dir,
+                         noise_index=args.noise_index if many else (args.noise_index or [None])[0])
+    recs = list(records.values())
+    show(args.format, df, detect_effect(recs), quiet=args.quiet)
     if args.per_sample:
-        frames = [pd.DataFrame({"detector": name, "sample": range(len(r.arrays["scores"])), "score": r.arrays["scores"],
-                                "flag": r.arrays["flags"], "nearest_train_index": r.arrays["nearest"]})
-                  for name, r in records.items()]
-        atomic_write_text(args.per_sample, pd.concat(frames).to_csv(index=False))
+        atomic_write_text(args.per_sample, per_sample_table(recs).to_csv(index=False))
     return 0
 
 
@@ -291,7 +318,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from membench.report import build_report
 
     rep = build_report(args.results_dir, out_dir=args.out, cache_dir=args.cache_dir,
-                       device=args.device, top=args.top)
+                       device=args.device, top=args.top, progress=not args.quiet)
     for msg in rep.problems:
         print(f"membench: warning: skipped {msg}", file=sys.stderr)
     print(f"wrote {rep.html} ({len(rep.leaderboard)} leaderboard rows, {len(rep.effect)} student/control rows)")
@@ -333,6 +360,12 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    from membench.weights.cli import fetch_command, list_command
+
+    return fetch_command(args.name, args.allow_unverified) if args.weights_command == "fetch" else list_command()
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     from membench.studies.run import run_study
 
@@ -348,7 +381,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 COMMANDS = {"list": cmd_list, "run": cmd_run, "detect": cmd_detect, "train": cmd_train, "distill": cmd_distill,
             "quality": cmd_quality, "train-classifier": cmd_train_classifier,
             "report": cmd_report, "check": cmd_check, "baseline": cmd_baseline, "validate": cmd_validate,
-            "study": cmd_study, **{name: cmd_study for name in _study_commands()}}
+            "study": cmd_study, "weights": cmd_weights, **{name: cmd_study for name in _study_commands()}}
 
 
 def resolve_paths(args: argparse.Namespace) -> None:
@@ -385,7 +418,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from membench.core.workspace import using
 
         resolve_paths(args)
-        with using(args.workspace):  # the registry and library defaults see the same workspace
+        from membench.core.progress import silenced
+
+        with using(args.workspace), silenced(bool(getattr(args, "quiet", False))):
+            # the registry and library defaults see the same workspace; --quiet silences every progress display
             return COMMANDS[args.command](args)
     except MembenchError as exc:
         print(f"membench: error: {exc}", file=sys.stderr)

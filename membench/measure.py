@@ -49,20 +49,24 @@ class ImageSet:
     load: Callable[[], tuple["np.ndarray", "np.ndarray"]]
     model: Any = None  # the ModelSpec, for model-based detectors (sharpness)
     labels: "np.ndarray | None" = None  # ground truth (validation tasks): True = memorized
+    names: "np.ndarray | None" = None  # each image's name (sample files: the file name), kept per sample
     _loaded: tuple[Any, Any] | None = field(default=None, repr=False)
 
     @classmethod
     def of_images(cls, images: "np.ndarray", subject: dict[str, Any], train: "Dataset", seed: int = 0,
                   noise_index: "np.ndarray | None" = None, model: Any = None, source: str = "memory",
-                  labels: "np.ndarray | None" = None) -> "ImageSet":
-        """An image set already in memory, keyed by its content."""
+                  labels: "np.ndarray | None" = None, names: "np.ndarray | None" = None) -> "ImageSet":
+        """An image set already in memory, keyed by its content (and its noise index, when given)."""
         import numpy as np
 
         from membench.core.io import array_digest
 
+        key = array_digest(images)
         idx = np.arange(len(images), dtype=np.int64) if noise_index is None else np.asarray(noise_index)
-        samples = {"key": array_digest(images), "n": int(len(images)), "seed": int(seed), "source": source}
-        return cls(subject, samples, train, lambda: (images, idx), model=model, labels=labels)
+        if not np.array_equal(idx, np.arange(len(images))):
+            key = f"{key}-{array_digest(idx)[:12]}"  # the same images under another pairing are another set
+        samples = {"key": key, "n": int(len(images)), "seed": int(seed), "source": source}
+        return cls(subject, samples, train, lambda: (images, idx), model=model, labels=labels, names=names)
 
     def images(self) -> tuple["np.ndarray", "np.ndarray"]:
         if self._loaded is None:
@@ -88,8 +92,9 @@ def _stamp(rec: Record) -> Record:
 
 
 def _null_of(subject: dict[str, Any]) -> dict[str, Any] | None:
-    """A student's or control's reference is its teacher, compared noise by noise."""
-    if subject.get("role") in ("student", "control") and subject.get("teacher"):
+    """A student's or control's reference is its teacher (a sample file's: the reference set),
+    compared noise by noise."""
+    if subject.get("role") in ("student", "control", "samples") and subject.get("teacher"):
         return {"model": subject["teacher"], "relation": "teacher, paired by noise"}
     return None
 
@@ -146,6 +151,8 @@ def run_detector(iset: ImageSet, det: "Detector", ctx: "DetectorContext", keep_u
                   **{f"extra_{k}": v for k, v in out.extras.items()}}
     if iset.labels is not None:
         rec.arrays["labels"] = iset.labels
+    if iset.names is not None:
+        rec.arrays["sample_name"] = iset.names  # not "file": np.savez's own argument
     return rec
 
 
@@ -185,10 +192,9 @@ def resolve_quality(extractor: str, train: "Dataset") -> Any:
     from membench.features.fidelity import resolve_extractor
 
     ext = resolve_extractor(extractor)
-    if not ext.accepts(train.shape):  # e.g. the digits classifier on 32x32 RGB data
-        c, h, w = train.shape
-        raise UnavailableError(f"the {ext.name} extractor cannot take {c}x{h}x{w} images "
-                               "(use --quality-extractor inception-v3)")
+    why = ext.problem(train.shape)  # e.g. the digits classifier on 32x32 RGB data: refused, says what to use
+    if why:
+        raise UnavailableError(why)
     return ext
 
 
@@ -245,6 +251,7 @@ class Measurement:
     """What :func:`measure` returns: every record (computed, reused or unavailable)."""
 
     records: list[Record]
+    cached: list[Record] = field(default_factory=list)  # read back from the store, not computed
 
     @property
     def unavailable(self) -> list[Record]:
@@ -280,11 +287,18 @@ def measure(image_sets: Sequence[ImageSet], detectors: Sequence["Detector"], ctx
                 unavailable.append(unavailable_quality(iset, quality.extractor, str(exc)))
 
     def compute(iset: ImageSet, what: Any) -> Record:
+        from membench.core.progress import task
+
         if isinstance(what, str):  # QUALITY_TEST
-            return run_quality(iset, quality, ctx.device, ctx.cache_dir)  # type: ignore[arg-type]
-        return run_detector(iset, what, ctx, keep_unavailable)
+            with task(f"quality ({quality.extractor}) of {iset.subject['name']}",  # type: ignore[union-attr]
+                      enabled=ctx.progress):
+                return run_quality(iset, quality, ctx.device, ctx.cache_dir)  # type: ignore[arg-type]
+        iset.images()  # sampling shows its own progress
+        with task(f"{detector_test(what)['name']} on {iset.subject['name']}", enabled=ctx.progress):
+            return run_detector(iset, what, ctx, keep_unavailable)
 
     done: dict[int, Record] = {}
+    cached: list[int] = []
     if results_dir is None:
         for j, (iset, what, _) in enumerate(jobs):
             done[j] = compute(iset, what)
@@ -306,4 +320,5 @@ def measure(image_sets: Sequence[ImageSet], detectors: Sequence["Detector"], ctx
         for j, (_, _, planned) in enumerate(jobs):
             if j not in done:  # completed earlier (or by a concurrent run): read it back
                 done[j] = read_record(record_path(results_dir, planned))
-    return Measurement([done[j] for j in range(len(jobs))] + unavailable)
+                cached.append(j)
+    return Measurement([done[j] for j in range(len(jobs))] + unavailable, [done[j] for j in cached])

@@ -28,7 +28,7 @@ from membench.store.records import Record
 
 from membench.core.stats import wilson_interval
 
-COMPARED_ROLES = ("student", "control")
+COMPARED_ROLES = ("student", "control", "samples")  # samples: a file set with a reference set (detect --noise-index)
 
 # Which direction is better for each effect column (less memorization is better).
 DIRECTIONS: dict[str, str] = {
@@ -250,6 +250,19 @@ def effect_table(records: list["Record"], problems: list[str] | None = None,
     if df.empty:
         return df
     return df.sort_values(["detector", "teacher", "student", "n_samples", "seed"], ignore_index=True)
+
+
+def null_row(effect: pd.DataFrame, row: pd.Series) -> pd.Series | None:
+    """The null of a student's row: the NFE-matched control's row (the teacher itself sampled at the
+    student's number of network evaluations, ``role = "control"``) for the same teacher, detector,
+    seed and sample count, when one was measured. Its same-nearest-image share is what agreement
+    with the teacher looks like without any distillation."""
+    if row.get("role") != "student" or effect.empty or "nfe" not in effect:
+        return None
+    ok = effect[(effect["role"] == "control") & (effect["status"] == "ok") & (effect["teacher"] == row["teacher"])
+                & (effect["detector"] == row["detector"]) & (effect["seed"] == row["seed"])
+                & (effect["n_samples"] == row["n_samples"]) & (effect["nfe"] == row["nfe"])]
+    return ok.iloc[0] if len(ok) else None
 
 
 def format_effect(df: pd.DataFrame) -> pd.DataFrame:

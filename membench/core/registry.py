@@ -49,6 +49,7 @@ KINDS: dict[str, str] = {
     "features": "membench.features:FEATURES",
     "distillers": "membench.training.distillers:DISTILLERS",
     "studies": "membench.studies:STUDIES",
+    "weights": "membench.weights:WEIGHTS",
 }
 KIND_ALIASES: dict[str, str] = {"embedders": "features"}  # older names of kinds
 

@@ -5,13 +5,14 @@ A name is a ``DATASETS`` registry entry (``membench.data``): a loader such as th
 ``name:k=v`` options, or a TOML entry ``registry/datasets/<name>.toml`` that names a path
 or a ``base`` dataset with ``[params]``.
 
-A dataset can also be a path: a ``.npz`` file (array ``images``, optional ``heldout``), a
-``.npy`` file (memory-mapped, for training sets that do not fit in memory) or a folder of
-images.
+A dataset can also be a path (``membench.data.files``): a ``.npz`` file, a ``.npy`` file
+(memory-mapped), a folder of images or a Hugging Face ``save_to_disk`` folder, optionally
+followed by options (``train.npy:range=0..255``). Every source ends in ``membench.data.validate``.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,8 @@ import numpy as np
 
 from membench.core.errors import MembenchError
 from membench.core.specs import format_spec, parse_spec
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+from membench.data.files import load_path
+from membench.data.validate import check_dataset
 
 
 @dataclass
@@ -59,119 +60,88 @@ class Dataset:
         self.__dict__["_fingerprint"] = (self.images, h.hexdigest()[:16])
         return self.__dict__["_fingerprint"][1]
 
+    def labels_fingerprint(self) -> str | None:
+        """Hash of the training labels (None without labels). Kept apart from ``fingerprint``: only
+        measurements that use labels (same-class search, class-conditional sampling) put it in
+        their record key, so adding labels to a dataset does not invalidate its other records."""
+        if self.labels is None:
+            return None
+        labels = np.ascontiguousarray(self.labels, dtype=np.int64)
+        return hashlib.sha256(str(labels.shape).encode() + labels.tobytes()).hexdigest()[:16]
 
-# ---------------------------------------------------------------- validation / conversion
-
-
-def to_model_range(arr: np.ndarray, what: str) -> np.ndarray:
-    """Convert an image array to float32 (N, C, H, W) in [-1, 1]; uint8 is scaled from [0, 255]."""
-    arr = np.asarray(arr)
-    if arr.ndim == 3:
-        arr = arr[:, None]
-    if arr.ndim != 4:
-        raise MembenchError(f"{what}: expected images of shape (N, C, H, W) or (N, H, W), got {arr.shape}")
-    if arr.shape[1] not in (1, 3) and arr.shape[-1] in (1, 3):
-        arr = arr.transpose(0, 3, 1, 2)  # NHWC -> NCHW
-    if arr.dtype == np.uint8:
-        arr = arr.astype(np.float32) / 127.5 - 1.0
-    elif np.issubdtype(arr.dtype, np.number):
-        arr = arr.astype(np.float32)
-    else:
-        raise MembenchError(f"{what}: unsupported dtype {arr.dtype}")
-    check_images(arr, what)
-    return arr
+    @property
+    def num_classes(self) -> int | None:
+        """Number of classes when the dataset has labels (declared by its source, or max label + 1)."""
+        if self.labels is None:
+            return None
+        return int(self.meta.get("num_classes", int(self.labels.max()) + 1))
 
 
-def check_images(arr: np.ndarray, what: str, value_range: bool = True) -> None:
-    if arr.shape[0] == 0:
-        raise MembenchError(f"{what}: no images")
-    if not np.isfinite(arr).all():
-        bad = int((~np.isfinite(arr.reshape(arr.shape[0], -1))).any(axis=1).sum())
-        raise MembenchError(f"{what}: {bad} image(s) contain NaN or infinite values")
-    if value_range and (arr.min() < -1.0 - 1e-4 or arr.max() > 1.0 + 1e-4):
-        raise MembenchError(
-            f"{what}: float pixel values must lie in [-1, 1] (got [{arr.min():.3g}, {arr.max():.3g}]); "
-            "store uint8 images to have them scaled"
-        )
+# ---------------------------------------------------------------- resolution
 
 
-# ---------------------------------------------------------------- sources
+def split_path_spec(spec: str) -> tuple[Path, dict[str, Any]] | None:
+    """``PATH`` or ``PATH:k=v,...`` -> (path, options); None when ``spec`` is a name, not a path.
 
-
-def _load_npz(path: Path) -> Dataset:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
-            key = "images" if "images" in z else (keys[0] if keys else None)
-            if key is None:
-                raise MembenchError(f"{path}: the .npz file holds no arrays")
-            images = to_model_range(z[key], f"{path}[{key}]")
-            heldout = to_model_range(z["heldout"], f"{path}[heldout]") if "heldout" in z else None
-    except MembenchError:
-        raise
-    except Exception as exc:
-        raise MembenchError(f"{path}: cannot read .npz file: {type(exc).__name__}: {exc}") from None
-    return Dataset(spec=str(path), images=images, heldout=heldout)
-
-
-def _load_npy(path: Path) -> Dataset:
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as exc:
-        raise MembenchError(f"{path}: cannot read .npy file: {type(exc).__name__}: {exc}") from None
-    if arr.ndim != 4 or arr.dtype != np.float32:
-        # small or non-canonical arrays are converted in memory
-        return Dataset(spec=str(path), images=to_model_range(np.asarray(arr), str(path)))
-    if arr.shape[0] == 0:
-        raise MembenchError(f"{path}: no images")
-    return Dataset(spec=str(path), images=arr, meta={"memmap": True})
-
-
-def _load_folder(path: Path, channels: int | None = None) -> Dataset:
-    from PIL import Image
-
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise MembenchError(f"{path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder")
-    arrays = []
-    for f in files:
+    A spec is a path when it exists, when the part before its last colon exists, or when it
+    looks like one (a folder separator or a ``.npz``/``.npy`` suffix)."""
+    def exists(text: str) -> bool:
         try:
-            with Image.open(f) as im:
-                mode = {1: "L", 3: "RGB"}.get(channels or 0) or ("L" if im.mode in ("L", "1", "I;16", "I") else "RGB")
-                arrays.append(np.asarray(im.convert(mode), dtype=np.uint8))
-        except Exception as exc:
-            raise MembenchError(f"{f}: cannot read image: {type(exc).__name__}: {exc}") from None
-    shapes = {a.shape for a in arrays}
-    if len(shapes) != 1:
-        raise MembenchError(f"{path}: images differ in size or channels {sorted(shapes)}; resize them first")
-    stack = np.stack(arrays)
-    if stack.ndim == 3:
-        stack = stack[:, None]
-    else:
-        stack = stack.transpose(0, 3, 1, 2)
-    return Dataset(spec=str(path), images=to_model_range(stack, str(path)), meta={"files": [f.name for f in files]})
+            return Path(text).exists()
+        except (OSError, ValueError):  # a name no file system takes
+            return False
+
+    def explicit(text: str) -> bool:  # unmistakably a path, existing or not
+        return Path(text).suffix.lower() in (".npz", ".npy") or "/" in text or os.sep in text
+
+    if exists(spec):
+        return Path(spec), {}
+    head, sep, tail = spec.rpartition(":")
+    if sep and head and "=" in tail and (explicit(head) or (exists(head) and not _registered(head))):
+        return Path(head), parse_spec("path:" + tail)[1]
+    if explicit(spec):
+        return Path(spec), {}
+    return None
 
 
-def load_images(path: str | Path, what: str = "images") -> np.ndarray:
-    """Images from a ``.npz``/``.npy`` file or an image folder, as float32 NCHW in [-1, 1]."""
-    return load_dataset(str(path)).images
+def _registered(name: str) -> bool:
+    from membench.data import DATASETS
+
+    return DATASETS.find(name) is not None or name in DATASETS.entry_files()
+
+
+def load_image_file(spec: str | Path, what: str = "samples") -> Dataset:
+    """A file or folder of images (``PATH[:k=v,...]``, the same formats and rules as a dataset
+    path) with what its loader recorded (``meta["files"]``: each image's name in a folder)."""
+    found = split_path_spec(str(spec))
+    if found is None or not found[0].exists():
+        raise MembenchError(f"{what} not found: {spec}")
+    return load_path(found[0], str(spec), found[1])
+
+
+def load_images(spec: str | Path, what: str = "samples") -> np.ndarray:
+    """Images of a file or folder (see ``load_image_file``), as float32 NCHW in [-1, 1]."""
+    return np.asarray(load_image_file(spec, what).images)
+
+
+def as_dataset(train: Any) -> Dataset:
+    """A ``Dataset`` object (validated) or a spec (loaded): what the Python API accepts as training data."""
+    if isinstance(train, Dataset):
+        return check_dataset(train, train.spec)
+    if isinstance(train, (str, Path)):
+        return load_dataset(str(train))
+    raise MembenchError(f"training data must be a dataset name, a path or a membench Dataset, got {type(train).__name__}")
 
 
 def load_dataset(spec: str) -> Dataset:
-    """Resolve a dataset name (``digits:n=64``, a registry entry, a plugin) or a path."""
+    """Resolve a dataset name (``digits:n=64``, a registry entry, a plugin) or a path (``PATH[:k=v,...]``)."""
     from membench.data import DATASETS
 
-    path = Path(spec)
-    if path.suffix in (".npz", ".npy") or path.is_dir() or path.exists():
-        if not path.exists():
-            raise MembenchError(f"dataset file not found: {path}")
-        if path.is_dir():
-            return _load_folder(path)
-        if path.suffix == ".npz":
-            return _load_npz(path)
-        if path.suffix == ".npy":
-            return _load_npy(path)
-        raise MembenchError(f"{path}: unsupported dataset file (use .npz, .npy or an image folder)")
+    if not isinstance(spec, str) or not spec.strip():
+        raise MembenchError(f"a dataset must be a non-empty name or path, got {spec!r}")
+    found = split_path_spec(spec)
+    if found is not None:
+        return load_path(found[0], spec, found[1])
     name, overrides = parse_spec(spec)
     loader = DATASETS.find(name)  # code first: a TOML file never shadows a built-in loader
     if loader is not None:
@@ -181,27 +151,11 @@ def load_dataset(spec: str) -> Dataset:
         if "path" in entry:
             base = Path(entry["_entry_path"]).parent
             target = Path(entry["path"])
-            ds = load_dataset(str(target if target.is_absolute() else (base / target).resolve()))
+            target = target if target.is_absolute() else (base / target).resolve()
+            ds = load_path(target, str(target), {**entry.get("params", {}), **overrides})
         else:
             params = {**entry.get("params", {}), **overrides}
             ds = load_dataset(format_spec(entry.get("base", "digits"), params))
         ds.spec = format_spec(name, overrides)
         return ds
     raise DATASETS.unknown(name)
-
-
-def check_dataset(ds: Any, name: str) -> Dataset:
-    """A loader's result, refused in one line unless it is a valid ``Dataset``."""
-    if not isinstance(ds, Dataset):
-        raise MembenchError(f"dataset {name!r}: its loader returned {type(ds).__name__}, not a membench Dataset")
-    for what, arr in (("images", ds.images), ("heldout", ds.heldout)):
-        if arr is None:
-            continue
-        if not isinstance(arr, np.ndarray) or arr.ndim != 4 or arr.dtype != np.float32:
-            raise MembenchError(f"dataset {name!r}: {what} must be a float32 (N, C, H, W) array, got "
-                                f"{getattr(arr, 'dtype', type(arr).__name__)} {getattr(arr, 'shape', '')}")
-        check_images(arr, f"dataset {name!r} {what}")
-    if ds.heldout is not None and ds.heldout.shape[1:] != ds.images.shape[1:]:
-        raise MembenchError(f"dataset {name!r}: held-out images have shape {ds.heldout.shape[1:]}, "
-                            f"training images {ds.images.shape[1:]}")
-    return ds

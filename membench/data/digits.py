@@ -51,7 +51,7 @@ def load(n: int | None = None, seed: int = 0, holdout: int = 300) -> Dataset:
         images=pool[train],
         heldout=pool[held] if holdout else None,
         source_index=keep[train],
-        meta={"source": "sklearn.datasets.load_digits", "deduplicated_pool": len(pool)},
+        meta={"source": "sklearn.datasets.load_digits", "deduplicated_pool": len(pool), "num_classes": 10},
         labels=targets[train],
         heldout_labels=targets[held] if holdout else None,
     )

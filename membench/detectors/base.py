@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from membench.data import Dataset
-from membench.core.errors import MembenchError
+from membench.core.errors import MembenchError, UnavailableError
 from membench.core.specs import parse_spec
 
 
@@ -96,14 +96,16 @@ class Detector:
 
 
 def check_compatible(samples: np.ndarray, train: Dataset, what: str = "samples") -> None:
-    from membench.data.datasets import check_images
+    from membench.data.validate import check_images
 
     if samples.ndim != 4:
         raise MembenchError(f"{what}: expected (N, C, H, W) images, got shape {samples.shape}")
     if tuple(samples.shape[1:]) != train.shape:
-        raise MembenchError(
-            f"{what} have shape {tuple(samples.shape[1:])} but the training images {train.spec} have {train.shape}"
-        )
+        # "cannot run on this pair": a named detector fails in one line, `--detector all` shows the row unavailable
+        raise UnavailableError(
+            f"{what} have shape {tuple(samples.shape[1:])} but the training images {train.spec} have {train.shape}; "
+            "this detector needs one shape for both (pixel detectors compare pixels; embedding detectors such as "
+            "sscd or clip resize and convert)")
     check_images(samples, what, value_range=False)
     if len(train) == 0:
         raise MembenchError(f"training set {train.spec} is empty")

@@ -21,9 +21,9 @@ import numpy as np
 
 from membench.data import Dataset
 from membench.features.base import FeatureExtractor, make_extractor
-from membench.core.errors import MembenchError
+from membench.core.errors import MembenchError, UnavailableError
 from membench.detectors.knn import knn_cosine
-from membench.detectors.base import Detector, DetectorContext, DetectorOutput, check_compatible
+from membench.detectors.base import Detector, DetectorContext, DetectorOutput
 
 
 @dataclass
@@ -38,8 +38,6 @@ class _SimilarityBase(Detector):
 
     def config(self) -> dict[str, Any]:
         # Part of every result key: new embedder weights must not reuse old results.
-        from membench.core.errors import UnavailableError
-
         cfg = super().config()
         try:
             cfg["embedder_id"] = self.make_embedder().cache_key()
@@ -57,22 +55,56 @@ class _SimilarityBase(Detector):
     def detect(self, samples: np.ndarray, train: Dataset, ctx: DetectorContext) -> DetectorOutput:
         from membench.features.cache import training_embeddings
 
-        check_compatible(samples, train)
+        check_images_pair(samples, train)
         emb = self.make_embedder()
-        how = emb.describe(tuple(samples.shape[1:]))
+        s_shape, t_shape = tuple(samples.shape[1:]), tuple(train.shape)
+        for what, shape in (("samples", s_shape), (f"training images {train.spec}", t_shape)):
+            why = emb.input_problem(shape)
+            if why:  # e.g. digits-sim on RGB data: cannot run on it (a named detector fails, "all" shows the row)
+                raise UnavailableError(f"{self.registry_name}: {what}: {emb.registry_name} {why}")
+        if s_shape != t_shape and emb.feature_dim(s_shape) != emb.feature_dim(t_shape):  # shape-bound (pixels)
+            raise UnavailableError(f"{self.registry_name}: {emb.registry_name} features of {_fmt(s_shape)} samples and "
+                                   f"{_fmt(t_shape)} training images differ in size; compare same-shaped images, or "
+                                   "use an extractor that resizes (sscd, clip)")
         ref, cached = training_embeddings(emb, train, ctx.cache_dir, ctx.device)
         query = emb.embed(samples, ctx.device)
         if query.shape[1] != ref.shape[1]:
-            raise MembenchError(f"{self.registry_name}: sample and training embeddings differ in size "
-                                f"({query.shape[1]} vs {ref.shape[1]})")
+            raise MembenchError(f"{self.registry_name}: {emb.registry_name} features of {_fmt(s_shape)} samples and "
+                                f"{_fmt(t_shape)} training images differ in size ({query.shape[1]} vs {ref.shape[1]}); "
+                                "compare same-shaped images, or use an extractor that resizes (sscd, clip)")
         sim, idx = knn_cosine(query, ref, k=1)
         score = sim[:, 0].astype(np.float64)
-        conversions = [p for p in how.split("; ") if p.startswith(("gray", "RGB", "upsampled", "downsampled"))]
+        how, how_train = emb.describe(s_shape), emb.describe(t_shape)  # after embedding: the network is loaded
         info: dict[str, Any] = {**emb.info(), "preprocessing": how, "similarity": "cosine (faiss inner product)",
                                 "p95": float(np.quantile(score, 0.95)), "train_embeddings_cached": cached}
+        conversions = _conversions(how)
+        if s_shape != t_shape:
+            info["train_preprocessing"] = how_train
+            conversions.append(f"training images {_fmt(t_shape)}: " + ("; ".join(_conversions(how_train)) or "none"))
         if conversions:
             info["note"] = f"{emb.registry_name}: " + "; ".join(conversions)
         return DetectorOutput(scores=score, flags=score > self.threshold, nearest=idx[:, 0], info=info)
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def _conversions(how: str) -> list[str]:
+    """The parts of a preprocessing line that change the images (channel conversion, resizing)."""
+    return [p for p in how.split("; ") if p.startswith(("gray", "RGB", "upsampled", "downsampled", "resized"))]
+
+
+def check_images_pair(samples: np.ndarray, train: Dataset) -> None:
+    """Embedding detectors compare features, so samples and training images may differ in shape
+    (each is converted by the extractor, and the record says how); both must be valid images."""
+    from membench.data.validate import check_images
+
+    if samples.ndim != 4:
+        raise MembenchError(f"samples: expected (N, C, H, W) images, got shape {samples.shape}")
+    check_images(samples, "samples", value_range=False)
+    if len(train) == 0:
+        raise MembenchError(f"training set {train.spec} is empty")
 
 
 @dataclass

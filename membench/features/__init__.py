@@ -18,7 +18,7 @@ FEATURES = Registry("features", noun="feature extractor", groups=("membench.feat
     "pixels": Lazy("membench.features.pixels:PixelEmbedder",
                    "flattened pixels, per-image mean removed by default: the baseline for learned extractors"),
     "sscd": Lazy("membench.features.sscd:SSCDEmbedder",
-                 "SSCD copy-detection descriptors (Pizzi et al. 2022), 512-d; TorchScript weights, CC-BY-NC"),
+                 "SSCD copy-detection descriptors (Pizzi et al. 2022), 512-d; torchvision state dict (weights_only), CC-BY-NC"),
     "clip": Lazy("membench.features.clip:ClipEmbedder",
                  "open_clip image embeddings (default ViT-B-32, laion2b_s34b_b79k)"),
     "digits-embedder": Lazy("membench.features.digits:DigitsEmbedder",

@@ -7,6 +7,13 @@ configuration *and* the content of its weights, so cached features are reused ex
 when they would be recomputed identically. Input conversions (channel count, size) are
 explicit: ``describe(shape)`` says what will be done to images of a shape, and detectors
 record it in every result; ``input_channels`` and ``input_size`` say which images it takes at all.
+
+An extractor calibrated on one kind of image only (the two digits networks: trained and
+thresholded on 1x8x8 gray digits) declares it in ``calibrated_on`` and *refuses* every other
+shape with one line naming what to use instead (``instead``). Refusing, not warning: a
+converted 3x32x32 photo gets a confident but meaningless score from a digits network (a
+3x16x16 random RGB set scored 0.445 "memorized" under ``digits-sim``), and a warning is
+easy to miss in a leaderboard.
 """
 from __future__ import annotations
 
@@ -29,6 +36,9 @@ class FeatureExtractor:
     registry_name: ClassVar[str] = "?"
     input_channels: ClassVar[tuple[int, ...] | None] = (1, 3)  # accepted channel counts (None: any)
     input_size: ClassVar[tuple[int, int] | None] = None  # the one accepted H x W (None: any, resized inside)
+    calibrated_on: ClassVar[tuple[int, int, int] | None] = None  # the only (C, H, W) it is valid for (None: any)
+    calibrated_what: ClassVar[str] = ""  # what ``calibrated_on`` images are, for the refusal
+    instead: ClassVar[str] = ""  # what to use for other images, for the refusal
 
     # ---------------------------------------------------------------- to implement
     def _load(self, device: str) -> Any:
@@ -70,6 +80,10 @@ class FeatureExtractor:
     def input_problem(self, shape: tuple[int, ...]) -> str | None:
         """Why images of shape (C, H, W) cannot be embedded (one line), or None."""
         c, h, w = shape
+        if self.calibrated_on is not None and tuple(shape) != tuple(self.calibrated_on):
+            cc, ch, cw = self.calibrated_on
+            return (f"calibrated only on {cc}x{ch}x{cw} {self.calibrated_what} images, got {c}x{h}x{w}; "
+                    f"refused rather than converted (its scores would mean nothing there); use {self.instead}")
         if self.input_channels is not None and c not in self.input_channels:
             if self.input_channels == (1, 3):
                 return f"images must have 1 (gray) or 3 (RGB) channels, got {c}"
@@ -93,7 +107,7 @@ class FeatureExtractor:
         """Embed (N, C, H, W) images in [-1, 1]; rows are float32, finite, not normalized unless the model does."""
         import torch
 
-        from membench.data.datasets import check_images
+        from membench.data.validate import check_images
 
         if images.ndim != 4:
             raise MembenchError(f"{self.registry_name}: expected (N, C, H, W) images, got shape {images.shape}")

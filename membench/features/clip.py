@@ -2,9 +2,12 @@
 
 ``arch`` is an open_clip model name (``ViT-B-32``) or a path to a model-config JSON file
 (registered with ``open_clip.add_model_config``; the file stem becomes the name).
-``pretrained`` is an open_clip tag (``laion2b_s34b_b79k``, fetched from the Hugging Face
-Hub when online, read from its cache otherwise) or a local weights file (``.safetensors``,
-or a state dict read with ``torch.load(weights_only=True)``).
+``pretrained`` is an open_clip tag or a local weights file (``.safetensors``, or a state
+dict read with ``torch.load(weights_only=True)``). A tag's file is looked up, never
+downloaded here: in membench's cache when the weights table has it (the default
+``ViT-B-32``/``laion2b_s34b_b79k``: ``membench weights fetch clip-vit-b-32-laion2b``, checked
+against its published sha256), else in the Hugging Face cache; missing, the extractor is
+unavailable with one line saying which file to place where.
 Preprocessing is the model's own: short side resized to its image size (bicubic) and
 centre-cropped, scaled to [0, 1], the model's mean/std. Gray images are replicated to RGB.
 """
@@ -19,6 +22,7 @@ from membench.features import preprocess as pp
 from membench.features.base import FeatureExtractor, file_identity
 
 HF_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+TABLE = {("ViT-B-32", "laion2b_s34b_b79k"): "clip-vit-b-32-laion2b"}  # (arch, tag) -> `membench weights` entry
 
 
 def _quiet_open_clip():
@@ -34,7 +38,6 @@ def _quiet_open_clip():
 class ClipEmbedder(FeatureExtractor):
     arch: str = "ViT-B-32"
     pretrained: str = "laion2b_s34b_b79k"
-    download: bool = True
 
     batch_size = 32
 
@@ -57,8 +60,8 @@ class ClipEmbedder(FeatureExtractor):
             raise MembenchError(f"clip: unknown open_clip architecture {self.arch!r}{hint}")
         return self.arch
 
-    def _weights_file(self) -> Path | None:
-        """The local weights file, or None when open_clip must fetch the tag itself."""
+    def _weights_file(self) -> Path:
+        """The local weights file: the given one, membench's cache (weights table), or the Hugging Face cache."""
         if self._is_file():
             path = Path(self.pretrained).expanduser()
             if not path.is_file():
@@ -78,17 +81,16 @@ class ClipEmbedder(FeatureExtractor):
                 hit = try_to_load_from_cache(hub, fname)
                 if isinstance(hit, str):
                     return Path(hit)
-        from membench.features.download import can_download
+        if (name, self.pretrained) in TABLE:
+            from membench.weights.table import local_file
 
-        url = f"https://huggingface.co/{hub}" if hub else cfg.get("url", "")
-        if self.download and url and can_download(url):
-            return None
-        raise UnavailableError(f"clip: weights {name}/{self.pretrained} are not in the Hugging Face cache (offline); "
-                               f"fetch them online (hub {hub or url}) or pass clip:pretrained=/path/to/weights")
+            return local_file(TABLE[(name, self.pretrained)], "clip", "clip:pretrained=/path/to/weights.safetensors")
+        raise UnavailableError(f"clip: weights {name}/{self.pretrained} are not in the Hugging Face cache and membench "
+                               f"does not download them (hub {hub or cfg.get('url', '?')}); place the safetensors file "
+                               "somewhere and pass clip:pretrained=/path/to/it")
 
     def weights_id(self) -> str:
-        path = self._weights_file()
-        return file_identity(path) if path is not None else f"{self.arch}/{self.pretrained}"
+        return file_identity(self._weights_file())
 
     def config(self) -> dict[str, Any]:
         arch = Path(self.arch).stem if self.arch.endswith(".json") else self.arch
@@ -98,13 +100,11 @@ class ClipEmbedder(FeatureExtractor):
         open_clip = _quiet_open_clip()
         name = self._arch_name()
         path = self._weights_file()
-        try:
-            model = open_clip.create_model(name, pretrained=str(path) if path else self.pretrained, device=device,
-                                           require_pretrained=True)
+        try:  # safetensors, or torch.load(weights_only=True): open_clip's loader, told so explicitly
+            model = open_clip.create_model(name, pretrained=str(path), device=device, require_pretrained=True,
+                                           weights_only=True)
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [""])[0][:200]
-            if path is None:
-                raise UnavailableError(f"clip: could not fetch {name}/{self.pretrained}: {type(exc).__name__}: {first}") from None
             raise MembenchError(f"clip: cannot load weights {path} into {name}: {type(exc).__name__}: {first}") from None
         return model.eval()
 
@@ -123,10 +123,19 @@ class ClipEmbedder(FeatureExtractor):
         x = pp.normalize(((x + 1) / 2).clamp(0, 1), mean, std)
         return model.encode_image(x, normalize=True)
 
+    def _config_size(self) -> int | None:
+        """The architecture's input size from open_clip's model config (no weights needed)."""
+        try:
+            cfg = _quiet_open_clip().get_model_config(self._arch_name()) or {}
+        except MembenchError:
+            return None
+        size = cfg.get("vision_cfg", {}).get("image_size")
+        return int(size[0] if isinstance(size, (tuple, list)) else size) if size else None
+
     def describe(self, shape: tuple[int, ...]) -> str:
         c, h, w = shape
         pp.check_channels(c, "clip")
         loaded = list(self.__dict__.get("_models", {}).values())
-        size, _, _, mode = self._pre(loaded[0]) if loaded else (None, 0, 0, "bicubic")
-        resize = pp.describe_resize(h, w, size, mode) if size else "resized to the model's image size"
+        size, _, _, mode = self._pre(loaded[0]) if loaded else (self._config_size(), 0, 0, "bicubic")
+        resize = pp.describe_resize(h, w, size, mode) if size else "resized to the model's image size (bicubic)"
         return pp.join(pp.describe_channels(c, 3), resize, "model mean/std")

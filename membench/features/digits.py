@@ -9,8 +9,9 @@ glyphs rendered like the digits (``glyphs.py``), never on the digits themselves.
 are committed under ``models/digits-embedder/`` (safetensors + ``config.json`` + model card);
 ``python -m membench.features.train_digits`` rebuilds them.
 
-Input: 1-channel 8x8 in [-1, 1]. RGB images are converted to gray (BT.601 luma) and other
-sizes resized to 8x8 (antialiased bilinear); both are reported. Output: 128-d, L2-normalized.
+Input: 1x8x8 in [-1, 1], and nothing else: it was trained and its ``digits-sim`` threshold
+calibrated on 8x8 gray digits only, so other shapes are refused in one line (``calibrated_on``;
+use ``sscd`` or ``clip``, which resize and convert explicitly). Output: 128-d, L2-normalized.
 """
 from __future__ import annotations
 
@@ -62,6 +63,9 @@ class DigitsEmbedder(FeatureExtractor):
     weights: str = DEFAULT_DIR  # folder with model.safetensors + config.json (relative to the project root)
 
     batch_size = 1024
+    calibrated_on = (1, 8, 8)
+    calibrated_what = "gray digit"
+    instead = "sscd or clip (they resize and convert explicitly), or embedsim:embedder=pixels"
 
     def folder(self) -> Path:
         return resolve_dir(self.weights)
@@ -105,14 +109,10 @@ class DigitsEmbedder(FeatureExtractor):
     def _embed_batch(self, model: Any, x: Any) -> Any:
         import torch.nn.functional as F
 
-        x = pp.to_channels(x, 1, "digits embedder")
-        x = pp.resize_square(x, model.image_size, "bilinear")
-        return F.normalize(model(x), dim=1)
+        return F.normalize(model(x), dim=1)  # 1x8x8 only (input_problem refuses the rest)
 
     def describe(self, shape: tuple[int, ...]) -> str:
-        c, h, w = shape
-        pp.check_channels(c, "digits embedder")
-        return pp.join(pp.describe_channels(c, 1), pp.describe_resize(h, w, 8, "bilinear"))
+        return "none (1x8x8 gray digits only)"
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "weights_dir": str(self.folder())}

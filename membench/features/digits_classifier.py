@@ -104,11 +104,14 @@ def save_classifier(model: Any, folder: Path, cfg: dict[str, Any]) -> None:
 
 @dataclass
 class DigitsClassifierFeatures(FeatureExtractor):
-    """The classifier's standardized 32-d features of 1x8x8 (or 3x8x8, averaged to gray) images."""
+    """The classifier's standardized 32-d features of 1x8x8 gray digits (nothing else: other shapes are refused)."""
 
     weights: str = ""  # folder with model.safetensors + config.json; empty: the committed classifier
 
     input_size = (8, 8)  # the network has no resizing: other sizes are refused, not converted
+    calibrated_on = (1, 8, 8)  # trained on gray digits: an RGB or larger image is refused, not converted
+    calibrated_what = "gray digit"
+    instead = "--quality-extractor inception-v3 or clip (their weights: `membench weights list`)"
     batch_size = 256
 
     def folder(self) -> Path:
@@ -132,12 +135,10 @@ class DigitsClassifierFeatures(FeatureExtractor):
         return net.to(device)
 
     def _embed_batch(self, model: Any, x: Any) -> Any:
-        if x.shape[1] == 3:
-            x = x.mean(dim=1, keepdim=True)  # as the quality metrics always did (not BT.601 luma)
-        return model.features(x)
+        return model.features(x)  # 1x8x8 only (input_problem refuses the rest)
 
     def describe(self, shape: tuple[int, ...]) -> str:
-        return "RGB averaged to gray" if shape[0] == 3 else ""
+        return "none (1x8x8 gray digits only)"
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "weights_dir": str(self.folder())}

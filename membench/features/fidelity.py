@@ -63,15 +63,19 @@ class ExtractorSpec:
     def accepts(self, shape: tuple[int, ...]) -> bool:
         return self.extractor.input_problem(shape) is None
 
-    def check_images(self, shape: tuple[int, ...], what: str) -> None:
-        if self.accepts(shape):
-            return
+    def problem(self, shape: tuple[int, ...]) -> str | None:
+        """Why the extractor cannot take (C, H, W) images (one line naming what to use instead), or None."""
+        why = self.extractor.input_problem(shape)
+        if why is None:
+            return None
         c, h, w = shape
-        ext = self.extractor
-        chans = "/".join(map(str, ext.input_channels)) if ext.input_channels else "any"
-        need = f"{chans}x{ext.input_size[0]}x{ext.input_size[1]}" if ext.input_size else f"{chans}-channel"
-        hint = "; use --quality-extractor inception-v3 for other images" if ext.input_size else ""
-        raise MembenchError(f"{what}: the {self.name} extractor takes {need} images, got {c}x{h}x{w}{hint}")
+        hint = "" if "; use " in why else "; use --quality-extractor inception-v3 or clip for other images"
+        return f"the {self.name} extractor cannot take {c}x{h}x{w} images: {why}{hint}"
+
+    def check_images(self, shape: tuple[int, ...], what: str) -> None:
+        why = self.problem(shape)
+        if why:
+            raise MembenchError(f"{what}: {why}")
 
 
 def resolve_extractor(spec: str = "digits") -> ExtractorSpec:

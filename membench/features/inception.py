@@ -2,8 +2,10 @@
 
 The usual features for FID on natural images. The weights are torch-fidelity's release
 file, read *safely* by membench (safetensors, or ``torch.load(weights_only=True)``) from a
-local file: ``weights=FILE``, else ``$MEMBENCH_INCEPTION_WEIGHTS``, else torch's hub cache;
-torch-fidelity itself would download them or unpickle the file. Input goes through
+local file: ``weights=FILE``, else ``$MEMBENCH_INCEPTION_WEIGHTS``, else membench's cache
+(``membench weights fetch inception-v3`` puts it there, checked against the sha256 prefix the
+publisher's file name carries), else torch's hub cache; torch-fidelity itself would download
+them or unpickle the file. Input goes through
 torch-fidelity's own preprocessing (uint8 levels, TF1-compatible bilinear resize to
 299x299); gray images are repeated to three channels.
 """
@@ -26,7 +28,8 @@ _PATCH_LOCK = threading.Lock()  # the brief swap of torch-fidelity's weight load
 
 
 def inception_weights_path(explicit: str | Path | None = None) -> Path:
-    """The local Inception-v3 weights: explicit path, $MEMBENCH_INCEPTION_WEIGHTS, or torch's hub cache."""
+    """The local Inception-v3 weights: explicit path, $MEMBENCH_INCEPTION_WEIGHTS, membench's cache, or
+    torch's hub cache (the last two checked against the published sha256 prefix)."""
     if explicit:
         p = Path(explicit)
         if not p.is_file():
@@ -40,12 +43,18 @@ def inception_weights_path(explicit: str | Path | None = None) -> Path:
         return p
     import torch.hub
 
-    p = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-    if not p.is_file():
-        raise UnavailableError(
-            f"inception-v3 weights are not available offline: download {INCEPTION_URL} elsewhere and pass "
-            f"--quality-extractor inception-v3:weights=PATH (or set $MEMBENCH_INCEPTION_WEIGHTS, or place it at {p})")
-    return p
+    from membench.core.io import file_sha256
+    from membench.weights.table import entry, local_file
+
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE  # where torch-fidelity itself caches it
+    w = entry("inception-v3")
+    if hub.is_file() and not w.path().is_file():
+        if not w.matches(file_sha256(hub)):
+            raise MembenchError(f"inception-v3: {hub} does not match the published checksum ({w.check_kind} "
+                                f"{w.expected}); delete it and run `membench weights fetch inception-v3`")
+        return hub
+    return local_file("inception-v3", "inception-v3",
+                      "--quality-extractor inception-v3:weights=PATH, or set $MEMBENCH_INCEPTION_WEIGHTS")
 
 
 def load_inception_state(path: str | Path) -> dict[str, Any]:

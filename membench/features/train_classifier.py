@@ -95,20 +95,23 @@ def train_classifier(cfg: ClassifierTrainConfig, progress: bool = False) -> tupl
     xt, yt = torch.from_numpy(np.ascontiguousarray(x_train)), torch.from_numpy(y_train)
     t0 = time.time()
     loss_fn = torch.nn.CrossEntropyLoss()
-    for epoch in range(cfg.epochs):
-        model.train()
-        order = torch.randperm(len(xt), generator=gen)
-        total = 0.0
-        for start in range(0, len(xt), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            loss = loss_fn(model(_shift(xt[idx], cfg.shift, gen)), yt[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        if progress and (epoch + 1) % 10 == 0:
-            print(f"epoch {epoch + 1}: loss {total / len(xt):.4f}", file=sys.stderr)
+    from membench.core.progress import task
+
+    with task("train digits classifier (epochs)", total=cfg.epochs, enabled=progress) as bar:
+        for epoch in range(cfg.epochs):
+            model.train()
+            order = torch.randperm(len(xt), generator=gen)
+            total = 0.0
+            for start in range(0, len(xt), cfg.batch_size):
+                idx = order[start : start + cfg.batch_size]
+                loss = loss_fn(model(_shift(xt[idx], cfg.shift, gen)), yt[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(idx)
+            bar.advance()
+            bar.update(loss=total / len(xt))
     model.eval()
     with torch.no_grad():  # fix the feature standardization on the training pool
         raw = model.raw_features(xt)

@@ -124,9 +124,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> tuple[Any, dict[str, Any]]
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
     losses: list[float] = []
-    from tqdm.auto import tqdm
+    from membench.core.progress import track
 
-    for step in tqdm(range(cfg.steps), desc="train digits embedder", disable=not progress, mininterval=2.0):
+    for step in track(range(cfg.steps), "train digits embedder", enabled=progress):
         x = pool[torch.randint(0, len(pool), (cfg.batch_size,), generator=gen)]
         z = F.normalize(net(torch.cat([augment(x, gen), augment(x, gen)])), dim=1)
         loss = info_nce(z, cfg.tau) + cfg.koleo * koleo(z)

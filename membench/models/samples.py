@@ -64,22 +64,25 @@ def generate(model: Any, sampler: Any, n: int, seed: int, shape: tuple[int, int,
              batch_size: int = 500, progress: bool = False, desc: str = "sample") -> tuple[np.ndarray, np.ndarray]:
     """Run ``sampler`` on ``model`` for noises 0..n-1 of ``seed``; returns (images, noise_index)."""
     import torch
-    from tqdm.auto import tqdm
 
+    from membench.core.progress import task, ticking
     from membench.models.samplers.noise import noise_for
 
     index = np.arange(n, dtype=np.int64)
     out = np.empty((n, *shape), dtype=np.float32)
-    starts = range(0, n, batch_size)
-    for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
-        idx = index[start : start + batch_size]
-        z = noise_for(seed, idx, shape).to(device)
+    nfe = max(1, int(getattr(sampler, "nfe", 1) or 1))
+    with task(f"{desc} ({n} samples)", total=n, enabled=progress) as bar:
+        for start in range(0, n, batch_size):
+            idx = index[start : start + batch_size]
+            z = noise_for(seed, idx, shape).to(device)
 
-        def noise_fn(step: int, idx: np.ndarray = idx) -> torch.Tensor:
-            return noise_for(seed, idx, shape, step=step).to(device)
+            def noise_fn(step: int, idx: np.ndarray = idx) -> torch.Tensor:
+                return noise_for(seed, idx, shape, step=step).to(device)
 
-        x = sampler.sample(model, z, noise_fn)
-        out[start : start + len(idx)] = x.detach().float().cpu().numpy()
+            # progress moves with every network evaluation, not only per batch
+            x = sampler.sample(ticking(model, bar, len(idx) / nfe), z, noise_fn)
+            out[start : start + len(idx)] = x.detach().float().cpu().numpy()
+            bar.update(completed=start + len(idx))
     if not np.isfinite(out).all():
         raise MembenchError(f"{desc}: the model produced NaN or infinite samples")
     return out, index

@@ -31,7 +31,7 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 def check_images(images: np.ndarray, ext: ExtractorSpec, what: str) -> None:
-    from membench.data.datasets import check_images as check_finite
+    from membench.data.validate import check_images as check_finite
 
     if not isinstance(images, np.ndarray) or images.ndim != 4:
         raise MembenchError(f"{what}: expected images of shape (N, C, H, W), got {getattr(images, 'shape', type(images))}")

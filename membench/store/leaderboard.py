@@ -148,7 +148,8 @@ def format_table(df: "pd.DataFrame") -> "pd.DataFrame":
     """The human-readable view: every interval beside its value, direction arrows in the headers."""
     import pandas as pd
 
-    out = df[["model", "role", "teacher", "method", "sampler", "nfe", "train_data", "detector", "n_samples"]].copy()
+    out = df[["model", "role", "teacher", "method", "sampler", "nfe", "train_data", "detector", "n_samples",
+              "seed"]].copy()
     out["memorized ↓ (95% CI)"] = [
         _ci(f, lo, hi) if st == "ok" else f"unavailable: {note}"
         for f, lo, hi, st, note in zip(df["memorized"], df["ci_low"], df["ci_high"], df["status"], df["note"])]

@@ -65,23 +65,24 @@ def train_teacher(cfg: TeacherTrainConfig, device: str = "cpu", progress: bool =
     batch = min(cfg.batch_size, len(data))
     losses: list[float] = []
     t0 = time.time()
-    from tqdm.auto import tqdm
+    from membench.core.progress import task
 
-    bar = tqdm(range(cfg.steps), desc="train teacher", disable=not progress, mininterval=2.0)
-    for step in bar:
-        idx = torch.randperm(len(data), generator=gen, device=device)[:batch]
-        loss = edm_loss(model, data[idx], generator=gen, p_mean=cfg.p_mean, p_std=cfg.p_std)
-        if not torch.isfinite(loss):
-            raise MembenchError(f"training diverged at step {step} (loss {loss.item()}); lower the learning rate")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        ema_update(ema, model, cfg.ema)
-        losses.append(loss.item())
-        if step % 200 == 0:
-            bar.set_postfix(loss=f"{np.mean(losses[-200:]):.4f}")
-        if cfg.snapshot_every and on_snapshot and (step + 1) % cfg.snapshot_every == 0:
-            on_snapshot(step + 1, ema)
+    with task("train teacher", total=cfg.steps, enabled=progress) as bar:
+        for step in range(cfg.steps):
+            idx = torch.randperm(len(data), generator=gen, device=device)[:batch]
+            loss = edm_loss(model, data[idx], generator=gen, p_mean=cfg.p_mean, p_std=cfg.p_std)
+            if not torch.isfinite(loss):
+                raise MembenchError(f"training diverged at step {step} (loss {loss.item()}); lower the learning rate")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            ema_update(ema, model, cfg.ema)
+            losses.append(loss.item())
+            bar.advance()
+            if step % 200 == 0:
+                bar.update(loss=float(np.mean(losses[-200:])))
+            if cfg.snapshot_every and on_snapshot and (step + 1) % cfg.snapshot_every == 0:
+                on_snapshot(step + 1, ema)
     record = {
         "config": asdict(cfg),
         "unet": unet_cfg,

@@ -85,7 +85,7 @@ def test_validate_all_lists_unavailable(tiny_teacher, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,match", [
-    (["--detector", "sscd"], "sscd_disc_mixup.torchscript.pt is missing"),
+    (["--detector", "sscd"], "sscd_disc_mixup.torchvision.pt are missing"),
     (["--tasks", "copies-blur"], "unknown task"),
     (["--noise", "3"], "--noise"),
     (["--detector", "l2ratoi"], "did you mean l2ratio"),

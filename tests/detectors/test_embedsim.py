@@ -10,7 +10,7 @@ from membench.data import load_dataset
 from membench.detectors import DetectorContext, make_detector
 from membench.core.errors import MembenchError
 
-from tests.features.embedder_fixtures import tiny_clip, tiny_torchscript  # noqa: F401  (fixtures)
+from tests.features.embedder_fixtures import tiny_clip, tiny_sscd  # noqa: F401  (fixtures)
 
 
 def run_cli(capsys, *argv):
@@ -47,19 +47,19 @@ def test_digits_sim_flags_copies_not_heldout(tmp_path):
     assert fresh.info["train_embeddings_cached"] is True
 
 
-def test_sscd_detector_on_tiny_torchscript(tiny_torchscript, tmp_path):  # noqa: F811
+def test_sscd_detector_on_tiny_state_dict(tiny_sscd, tmp_path):  # noqa: F811
     ds = load_dataset("digits:n=16")
-    det = make_detector(f"sscd:weights={tiny_torchscript},size=64")
+    det = make_detector(f"sscd:weights={tiny_sscd},size=64")
     out = det.detect(ds.images, ds, DetectorContext(cache_dir=tmp_path))
     np.testing.assert_allclose(out.scores, 1.0, atol=1e-5)  # each training image is its own nearest
-    assert out.flags.all() and out.info["note"].startswith("sscd: gray replicated to RGB; upsampled 8x8")
+    assert out.flags.all() and out.info["note"] == "sscd: gray replicated to RGB; resized 8x8 -> 64x64 (upsampled, bilinear)"
     assert "CC-BY-NC" in out.info["license"]
 
 
-def test_config_key_follows_embedder_weights(tiny_torchscript, tmp_path):  # noqa: F811
-    a = make_detector(f"sscd:weights={tiny_torchscript}").config()["embedder_id"]
+def test_config_key_follows_embedder_weights(tiny_sscd, tmp_path):  # noqa: F811
+    a = make_detector(f"sscd:weights={tiny_sscd}").config()["embedder_id"]
     other = tmp_path / "other.pt"
-    other.write_bytes(tiny_torchscript.read_bytes() + b"\0")
+    other.write_bytes(tiny_sscd.read_bytes() + b"\0")
     assert make_detector(f"sscd:weights={other}").config()["embedder_id"] != a
     assert make_detector("sscd").config()["embedder_id"] == "unavailable"
 
@@ -84,12 +84,12 @@ def test_cli_all_marks_missing_weights_unavailable(tiny_teacher, tmp_path, capsy
     assert set(board.index) == set(names("detectors"))  # every detector has a row
     for name in ("sscd", "clip"):
         assert board.loc[name, "status"] == "unavailable"
-    assert "sscd_disc_mixup.torchscript.pt" in board.loc["sscd", "note"]
-    assert "pretrained=" in board.loc["clip", "note"]
+    assert "membench weights fetch sscd-disc-mixup" in board.loc["sscd", "note"]
+    assert "membench weights fetch clip-vit-b-32-laion2b" in board.loc["clip", "note"]
     ok = board[board.status == "ok"]
     assert set(ok.index) == set(names("detectors")) - {"sscd", "clip"}
     assert ok["memorized"].between(0, 1).all()
-    assert "unavailable: sscd: weights file" in out
+    assert "unavailable: sscd: weights" in out
     sharp = json.loads(next((res / "records" / "detection" / "tiny").glob("sharpness-*.json")).read_text())
     assert sharp["info"]["density"] == "self"
 
@@ -99,15 +99,15 @@ def test_cli_named_unavailable_detector_fails_one_line(tiny_teacher, tmp_path, c
     code, out, err = run_cli(capsys, "run", "--model", "tiny", "--detector", "sscd", "--n-samples", "8",
                              "--results-dir", str(res), "--quiet")
     lines = err.strip().splitlines()
-    assert code == 1 and len(lines) == 1 and "sscd_disc_mixup.torchscript.pt is missing" in lines[0]
+    assert code == 1 and len(lines) == 1 and "sscd_disc_mixup.torchvision.pt are missing" in lines[0]
     assert not (res / "records").exists()
 
 
-def test_cli_detect_with_user_torchscript_and_bad_channels(tiny_torchscript, tmp_path, capsys):  # noqa: F811
+def test_cli_detect_with_user_weights_and_bad_channels(tiny_sscd, tmp_path, capsys):  # noqa: F811
     ds = load_dataset("digits:n=16")
     np.savez(tmp_path / "s.npz", images=ds.images[:4])
     code, out, err = run_cli(capsys, "detect", "--samples", str(tmp_path / "s.npz"), "--train", "digits:n=16",
-                             "--detector", f"sscd:weights={tiny_torchscript},size=64", "--quiet")
+                             "--detector", f"sscd:weights={tiny_sscd},size=64", "--quiet")
     assert code == 0, err
     assert "1.000" in out  # all four are training images
     two = np.zeros((4, 2, 8, 8), np.float32)

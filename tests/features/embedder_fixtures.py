@@ -1,4 +1,5 @@
-"""Small random-initialized stand-ins for published embedder weights (a TorchScript file, an open_clip model)."""
+"""Small random-initialized stand-ins for published embedder weights (an SSCD torchvision state dict,
+a TorchScript file that must be refused, an open_clip model)."""
 import json
 import warnings
 
@@ -18,6 +19,19 @@ class TinyDescriptor(nn.Module):
     def forward(self, x):
         h = torch.relu(self.conv(x)).mean((2, 3))
         return nn.functional.normalize(self.fc(h), dim=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_sscd(tmp_path_factory):
+    """An SSCD torchvision-format state dict as the publisher lays it out (``backbone.`` + torchvision
+    ResNet keys), on ResNet-18 with 16-d descriptors to stay small; random weights."""
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    net = resnet18(num_classes=16)
+    path = tmp_path_factory.mktemp("sscd") / "tiny_sscd.torchvision.pt"
+    torch.save({f"backbone.{k}": v for k, v in net.state_dict().items()}, path)
+    return path
 
 
 @pytest.fixture

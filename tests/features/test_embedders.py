@@ -11,7 +11,7 @@ from membench.features import preprocess as pp
 from membench.core.errors import MembenchError, UnavailableError, UnknownNameError
 
 
-from tests.features.embedder_fixtures import tiny_clip, tiny_torchscript  # noqa: F401  (fixtures)
+from tests.features.embedder_fixtures import tiny_clip, tiny_sscd, tiny_torchscript  # noqa: F401  (fixtures)
 
 
 def test_channel_conversions_explicit():
@@ -38,32 +38,52 @@ def test_unknown_embedder_and_option():
         make_embedder("sscd:checkpoint=nope")
 
 
-def test_sscd_real_code_path_on_tiny_torchscript(tiny_torchscript):
+def test_sscd_real_code_path_on_tiny_state_dict(tiny_sscd):
+    from torchvision.models import resnet18
+
     ds = load_dataset("digits:n=16")
-    emb = make_embedder("sscd", weights=str(tiny_torchscript), size=64)
+    emb = make_embedder("sscd", weights=str(tiny_sscd), size=64)
     vecs = emb.embed(ds.images[:5])
-    # independent preprocessing: replicate gray, bilinear to 64x64, [0, 1], ImageNet mean/std
+    # independent rebuild: torchvision ResNet, GeM (p=3) instead of average pooling, fc, L2 normalization;
+    # preprocessing: replicate gray, bilinear to 64x64, [0, 1], ImageNet mean/std
+    net = resnet18(num_classes=16)
+    net.load_state_dict({k.removeprefix("backbone."): v for k, v in torch.load(tiny_sscd, weights_only=True).items()})
+    net.avgpool = nn.Identity()
     x = torch.from_numpy(np.repeat(ds.images[:5], 3, axis=1))
     x = nn.functional.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
     x = ((x + 1) / 2 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    expected = torch.jit.load(str(tiny_torchscript))(x).detach().numpy()
-    np.testing.assert_allclose(vecs, expected, rtol=1e-5, atol=1e-6)
-    assert emb.describe((1, 8, 8)).startswith("gray replicated to RGB; upsampled 8x8")
+    net.eval()
+    with torch.no_grad():
+        feats = net.layer4(net.layer3(net.layer2(net.layer1(net.maxpool(net.relu(net.bn1(net.conv1(x))))))))
+        gem = feats.clamp(min=1e-6).pow(3).mean((2, 3)).pow(1 / 3)
+        expected = nn.functional.normalize(net.fc(gem), dim=1).numpy()
+    np.testing.assert_allclose(vecs, expected, rtol=1e-4, atol=1e-5)
+    assert emb.describe((1, 8, 8)) == "gray replicated to RGB; resized 8x8 -> 64x64 (upsampled, bilinear); ImageNet mean/std"
+    assert emb.describe((3, 64, 64)) == "ImageNet mean/std"
     assert len(emb.weights_id()) == 64
 
 
-def test_sscd_missing_and_corrupt_weights(tmp_path, monkeypatch):
+def test_sscd_missing_corrupt_and_torchscript_weights(tmp_path, monkeypatch, tiny_torchscript):
     monkeypatch.setenv("MEMBENCH_CACHE", str(tmp_path / "cache"))
     emb = make_embedder("sscd")
     with pytest.raises(UnavailableError) as exc:
         emb.embed(np.zeros((1, 1, 8, 8), np.float32))
     msg = str(exc.value)
-    assert "sscd_disc_mixup.torchscript.pt" in msg and "dl.fbaipublicfiles.com" in msg and "\n" not in msg
+    assert "membench weights fetch sscd-disc-mixup" in msg and "sscd_disc_mixup.torchvision.pt" in msg
+    assert str(tmp_path / "cache" / "weights") in msg and "\n" not in msg
     bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"not a torchscript file")
-    with pytest.raises(MembenchError, match="not a loadable TorchScript") as exc:
+    bad.write_bytes(b"not a state dict")
+    with pytest.raises(MembenchError, match="not a torchvision-format SSCD state dict") as exc:
         make_embedder("sscd", weights=str(bad)).embed(np.zeros((1, 1, 8, 8), np.float32))
     assert not isinstance(exc.value, UnavailableError)
+    with pytest.raises(MembenchError, match="TorchScript files are programs"):
+        make_embedder("sscd", weights=str(tiny_torchscript))
+    renamed = tmp_path / "renamed.pt"  # a TorchScript archive under another name: recognized and refused
+    renamed.write_bytes(tiny_torchscript.read_bytes())
+    with pytest.raises(MembenchError, match="is a TorchScript archive"):
+        make_embedder("sscd", weights=str(renamed)).embed(np.zeros((1, 1, 8, 8), np.float32))
+    with pytest.raises(MembenchError, match="sscd_disc_large is published only as TorchScript"):
+        make_embedder("sscd:checkpoint=sscd_disc_large")
 
 
 def test_clip_real_code_path_on_tiny_open_clip(tiny_clip):
@@ -115,10 +135,11 @@ def test_digits_embedder_committed_weights():
     vecs = emb.embed(ds.images)
     assert vecs.shape == (64, 128)
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
-    # RGB and 16x16 inputs are converted, and say so
+    # calibrated on 1x8x8 gray digits only: RGB or larger images are refused in one line, saying what to use
     rgb16 = np.repeat(np.kron(ds.images[:4], np.ones((1, 1, 2, 2), np.float32)), 3, axis=1)
-    assert emb.describe(rgb16.shape[1:]) == "RGB converted to gray (BT.601 luma); downsampled (antialiased) 16x16 -> short side 8 (bilinear)"
-    assert emb.embed(rgb16).shape == (4, 128)
+    for bad in (rgb16, ds.images[:4].repeat(3, axis=1), rgb16[:, :1]):
+        with pytest.raises(MembenchError, match=r"calibrated only on 1x8x8 gray digit images, got .*; use sscd or clip"):
+            emb.embed(bad)
     assert Path(folder / "config.json").is_file()
 
 

@@ -122,14 +122,14 @@ def test_features_are_cached_by_content(digits, tmp_path, monkeypatch):
     np.testing.assert_array_equal(cached_features(digits.heldout, ext, cache_dir=tmp_path), first)
 
 
-def test_gray_and_rgb_inputs_give_the_same_digits_features(digits):
-    import torch
-
-    from membench.quality.features import _extractor, to_uint8
-
-    fe = _extractor(resolve_extractor("digits"), "cpu")
-    u8 = torch.from_numpy(to_uint8(digits.heldout[:10]))
-    np.testing.assert_allclose(fe(u8)[0].numpy(), fe(u8.repeat(1, 3, 1, 1))[0].numpy(), atol=1e-5)
+def test_digits_features_refuse_rgb_and_larger_images(digits):
+    ext = resolve_extractor("digits")
+    assert ext.problem((1, 8, 8)) is None
+    for shape in ((3, 8, 8), (1, 16, 16), (3, 32, 32)):
+        why = ext.problem(shape)
+        assert "calibrated only on 1x8x8 gray digit images" in why and "use --quality-extractor inception-v3 or clip" in why
+        with pytest.raises(MembenchError, match="calibrated only on 1x8x8"):
+            evaluate(np.zeros((40, *shape), np.float32), digits, "digits")
 
 
 def test_extractor_bad_names_and_missing_weights(tmp_path, monkeypatch):
@@ -141,7 +141,8 @@ def test_extractor_bad_names_and_missing_weights(tmp_path, monkeypatch):
         resolve_extractor(f"digits:weights={tmp_path / 'nothing'}")
     monkeypatch.delenv("MEMBENCH_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    with pytest.raises(UnavailableError, match="inception-v3 weights are not available offline.*weights=PATH"):
+    with pytest.raises(UnavailableError, match="inception-v3: weights .* are missing; run `membench weights fetch "
+                                                "inception-v3`.*place it at .*weights=PATH"):
         resolve_extractor("inception-v3")
     with pytest.raises(UnavailableError, match="file not found"):
         resolve_extractor(f"inception-v3:weights={tmp_path / 'x.pth'}")
@@ -223,7 +224,7 @@ def test_train_reference_rewards_memorization(digits, tmp_path):
 
 
 def test_evaluate_bad_input(digits, tmp_path):
-    with pytest.raises(MembenchError, match=r"digits-classifier extractor takes 1/3x8x8 images, got 1x16x16"):
+    with pytest.raises(MembenchError, match=r"digits-classifier extractor cannot take 1x16x16 images: calibrated only"):
         evaluate(np.zeros((50, 1, 16, 16), np.float32), digits, "digits", cache_dir=tmp_path)
     bad = digits.images[:50].copy()
     bad[3, 0, 0, 0] = np.nan
@@ -292,7 +293,7 @@ def test_run_with_unavailable_extractor_marks_rows(tiny_teacher, tmp_path, monke
     with pytest.warns(UserWarning, match="unavailable"):
         df = membench.run(models="tiny", n_samples=40, results_dir=res, quality_extractor="inception-v3")
     assert df["memorized"].notna().all() and df["fid_heldout"].isna().all()
-    assert df["quality_note"].str.contains("unavailable: inception-v3 weights").all()
+    assert df["quality_note"].str.contains("unavailable: inception-v3: weights .* are missing").all()
     assert not (res / "records" / "quality").exists()
     code, _, err = run_cli(capsys, "run", "--model", "tiny", "--quality-extractor", "incepton", "--results-dir",
                            str(tmp_path / "r3"))
@@ -329,7 +330,7 @@ def test_quality_cli_wrong_shape(tmp_path, capsys):
     samples = tmp_path / "s.npz"
     np.savez(samples, images=np.zeros((40, 3, 16, 16), np.uint8))
     code, _, err = run_cli(capsys, "quality", "--samples", str(samples), "--train", "digits")
-    assert code == 1 and "extractor takes 1/3x8x8 images, got 3x16x16" in err
+    assert code == 1 and "extractor cannot take 3x16x16 images" in err and len(err.strip().splitlines()) == 1
 
 
 def test_run_quality_marks_images_the_extractor_cannot_take(tmp_path):

@@ -95,18 +95,19 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 def training_loop(n_steps: int, step_fn: Callable[[int], float], desc: str, progress: bool) -> dict[str, Any]:
     """Run ``step_fn`` n times with a progress bar; stop with one line if the loss diverges."""
-    from tqdm.auto import tqdm
+    from membench.core.progress import task
 
     losses: list[float] = []
     t0 = time.time()
-    bar = tqdm(range(n_steps), desc=desc, disable=not progress, mininterval=2.0)
-    for k in bar:
-        loss = step_fn(k)
-        if loss != loss or loss in (float("inf"), float("-inf")):
-            raise MembenchError(f"{desc}: loss diverged at step {k}; lower the learning rate")
-        losses.append(loss)
-        if k % 100 == 0:
-            bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.4g}")
+    with task(desc, total=n_steps, enabled=progress) as bar:
+        for k in range(n_steps):
+            loss = step_fn(k)
+            if loss != loss or loss in (float("inf"), float("-inf")):
+                raise MembenchError(f"{desc}: loss diverged at step {k}; lower the learning rate")
+            losses.append(loss)
+            bar.advance()
+            if k % 100 == 0:
+                bar.update(loss=sum(losses[-100:]) / len(losses[-100:]))
     tail = losses[-200:] or [float("nan")]
     # mean loss per block of 100 iterations: what a plateau rule reads (studies/convergence.py)
     curve = [sum(losses[i:i + 100]) / len(losses[i:i + 100]) for i in range(0, len(losses), 100)]
