@@ -26,3 +26,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
         for b in benches:
             if b is not base[0]:
                 tr.write_line(f"{group}: {b.name} = {b.stats.mean / ref:.3f} x {base[0].name}")
+                peak, base_peak = b.extra_info.get("peak_mib"), base[0].extra_info.get("peak_mib")
+                if peak and base_peak:  # memory benchmarks: peak resident memory, same ratio rule
+                    tr.write_line(f"{group}: {b.name} peak memory = {peak / base_peak:.3f} x {base[0].name}")

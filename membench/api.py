@@ -50,9 +50,10 @@ def resolve_detectors(detectors: str | Sequence[str]) -> tuple[list[Any], bool]:
 
 
 def check_count(n: Any, what: str = "--n-samples") -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-        raise MembenchError(f"{what} must be a positive integer, got {n!r}")
-    return n
+    """A positive integer (the one rule: ``membench.core.options.check_count``)."""
+    from membench.core.options import check_count as check
+
+    return check(n, what)
 
 
 def model_subject(spec: ModelSpec, nfe: int | None = None, checkpoint_hash: str | None = None) -> dict[str, Any]:
@@ -62,29 +63,30 @@ def model_subject(spec: ModelSpec, nfe: int | None = None, checkpoint_hash: str 
 
 
 def model_image_set(spec: ModelSpec, train: Dataset, n: int, seed: int, device: str,
-                    cache_dir: Path | None, progress: bool = False) -> ImageSet:
+                    cache_dir: Path | None, progress: bool = False, executor: Any = None) -> ImageSet:
     """The samples of a registered model as an image set, generated (or read from the cache) only when needed."""
     from membench.measure import ImageSet
-    from membench.models.checkpoints import checkpoint_hash
-    from membench.models.samples import get_samples, sample_key
+    from membench.models.samples import get_samples, spec_sample_key
     from membench.models.specs import make_sampler
 
-    ckpt = checkpoint_hash(spec.checkpoint)
+    ckpt, key = spec_sample_key(spec, seed, n)
     nfe = getattr(make_sampler(spec.sampler), "nfe", None)
 
     def load() -> tuple[Any, Any]:
-        ss = get_samples(spec, n, seed, device, cache_dir, progress)
+        ss = get_samples(spec, n, seed, device, cache_dir, progress, executor=executor)
+        iset.class_labels = ss.labels  # class-conditional models: one label per sample, stored in the records
         return ss.images, ss.noise_index
 
-    samples = {"key": sample_key(ckpt, spec.sampler, seed, n), "n": n, "seed": seed, "source": "model"}
-    return ImageSet(model_subject(spec, int(nfe) if nfe is not None else None, ckpt), samples, train, load,
+    samples = {"key": key, "n": n, "seed": seed, "source": "model"}
+    iset = ImageSet(model_subject(spec, int(nfe) if nfe is not None else None, ckpt), samples, train, load,
                     model=spec)
+    return iset
 
 
 def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] = "l2ratio", n_samples: int = 1000,
         seed: int = 0, device: str = "auto", results_dir: str | Path | None = None,
         cache_dir: str | Path | None = None, progress: bool = False, force: bool = False, quality: bool = True,
-        quality_extractor: str = "digits") -> pd.DataFrame:
+        quality_extractor: str = "digits", executor: Any = "local", address: str | None = None) -> pd.DataFrame:
     """Evaluate every (model, detector) pair; returns this run's rows of the leaderboard.
 
     Samples ``n_samples`` images per model (noise ``i`` of ``seed`` for sample ``i``, the same
@@ -93,7 +95,9 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     ``quality_extractor``). Records go to ``results_dir`` (default: the workspace's
     ``results/``); pairs already there are reused unless ``force``. ``models``/``detectors``:
     a comma-separated string, a list, or ``"all"``. The rows' ``cached`` column says which
-    were read back from the store instead of computed.
+    were read back from the store instead of computed. ``executor``: where samples are made,
+    ``"local"`` (this process) or ``"ray"`` (a Ray cluster at ``address``; ``membench.executors``);
+    detection and quality run here either way, once per model.
     """
     from membench.core.registry import names
     from membench.core.workspace import resolve_results
@@ -104,20 +108,32 @@ def run(models: str | Sequence[str] = "teacher", detectors: str | Sequence[str] 
     from membench.models.specs import resolve_model
     from membench.store import leaderboard
 
+    from membench.core.options import check_seed
+    from membench.core.paths import check_output_dir
+    from membench.models.preflight import check_model
+
+    # Everything is checked before the first lock, cache or result file (docs/guide.md, "Errors and guarantees").
     check_count(n_samples)
+    check_seed(seed)
     specs = [resolve_model(m) for m in expand_names(models, names("models"))]
     dets, everything = resolve_detectors(detectors)
     if quality:
         _check_quality_extractor(quality_extractor)
+    from membench.executors import make_executor
+
+    sample_device = device if executor != "local" else None  # a Ray cluster may have GPUs this machine lacks
     device = resolve_device(device)
-    results_dir = resolve_results(results_dir)
+    executor = make_executor(executor, address)  # connects: a bad address fails before any work
+    results_dir = check_output_dir(resolve_results(results_dir))
     ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
     trains: dict[str, Dataset] = {}
     sets = []
     for spec in specs:
         if spec.dataset not in trains:
             trains[spec.dataset] = load_dataset(spec.dataset)
-        sets.append(model_image_set(spec, trains[spec.dataset], n_samples, seed, device, ctx.cache_dir, progress))
+        check_model(spec, trains[spec.dataset].shape, n_samples)
+        sets.append(model_image_set(spec, trains[spec.dataset], n_samples, seed, sample_device or device,
+                                    ctx.cache_dir, progress, executor))
     result = measure(sets, dets, ctx, quality=quality_extractor if quality else None, results_dir=results_dir,
                      force=force, keep_unavailable=everything)
     board = leaderboard.rebuild(results_dir, extra=result.unavailable)
@@ -193,6 +209,7 @@ def detect(samples: str | Path | np.ndarray | Sequence[Any], train: str | Datase
     from membench.measure import measure
     from membench.models.samples import resolve_device
     from membench.store.leaderboard import build
+    from membench.core.paths import check_output_dir
 
     many = isinstance(samples, (list, tuple))
     sets_in = list(samples) if many else [samples]
@@ -201,8 +218,11 @@ def detect(samples: str | Path | np.ndarray | Sequence[Any], train: str | Datase
         raise MembenchError(f"{len(nidx)} noise indices for {len(sets_in)} sample sets: give one per set, in order")
     if len(sets_in) > 1 and any(x is None for x in nidx):
         raise MembenchError("several sample sets are compared noise by noise: give --noise-index for each")
-    train_ds = as_dataset(train)
     dets, everything = resolve_detectors(detectors)
+    device = resolve_device(device)  # a bad device or output folder: one line, before any work
+    if results_dir is not None:
+        results_dir = check_output_dir(results_dir)
+    train_ds = as_dataset(train)
     isets = []
     for i, (s, idx) in enumerate(zip(sets_in, nidx)):
         isets.append(file_image_set(s, train_ds, noise_index=idx,
@@ -210,8 +230,7 @@ def detect(samples: str | Path | np.ndarray | Sequence[Any], train: str | Datase
     set_names = [iset.subject["name"] for iset in isets]
     if len(set(set_names)) < len(set_names):
         raise MembenchError(f"sample sets need distinct file names to be told apart: {', '.join(set_names)}")
-    ctx = DetectorContext(device=resolve_device(device), cache_dir=Path(cache_dir) if cache_dir else None,
-                          progress=progress)
+    ctx = DetectorContext(device=device, cache_dir=Path(cache_dir) if cache_dir else None, progress=progress)
     result = measure(isets, dets, ctx, results_dir=results_dir, keep_unavailable=everything)
     if not many:
         return build(result.records), {r.test["name"]: r for r in result.records if r.ok}

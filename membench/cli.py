@@ -20,7 +20,14 @@ CACHE_HELP = "sample/feature/weights cache; overrides the default $MEMBENCH_CACH
 RESULTS_SUBDIR = {"check": "check"}
 
 
+# Exit codes (docs/guide.md, "Errors and guarantees"); `check` adds EXIT_REGRESSED (3).
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEBUG_HELP = "show the full traceback of an error (default: one line)"
+
+
 def _add_workspace(p: argparse.ArgumentParser) -> None:
+    # --debug is global; accepted after the command too (SUPPRESS: the subcommand does not reset it)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     p.add_argument("--workspace", default=None, metavar="DIR",
                    help="folder for everything membench writes (results, models, registry entries, studies); "
                         "default: $MEMBENCH_HOME, else ./membench-workspace")
@@ -38,9 +45,17 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     _add_workspace(p)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error (and exit 2, EXIT_USAGE)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"membench: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="membench", description="Memorization benchmark for diffusion models and their distilled students.")
+    parser = Parser(prog="membench", description="Memorization benchmark for diffusion models and their distilled students.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("list", help="list registered models, detectors, distillers, ...")
@@ -60,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality-extractor", default="digits",
                    help="quality features: digits (default: the digits classifier, offline), inception-v3[:weights=FILE], "
                         "or any extractor of `membench list features`")
+    p.add_argument("--executor", default="local",
+                   help="where samples are made: local (this process, default) or ray (pip install 'membench[ray]')")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: auto (the cluster of `ray start --head` here), HOST:PORT or ray://HOST:PORT; "
+                        "default: a new Ray instance on this machine")
     _add_format(p)
     _add_common(p)
 
@@ -111,6 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing checkpoint/entry")
     p.add_argument("--eval-samples", type=int, default=1000, help="samples for the model card's l2ratio (0: skip)")
     _add_common(p)
+
+    p = sub.add_parser("import", help="register a diffusers checkpoint (folder or hub id) as a model")
+    p.add_argument("source", metavar="PATH_OR_HUB_ID", help="a diffusers folder (pipeline, or unet/ + scheduler/) or org/name")
+    p.add_argument("--name", required=True, help="registry name of the model")
+    p.add_argument("--train", required=True, help="the dataset it was trained on (the detectors' reference)")
+    p.add_argument("--role", default=None, choices=("teacher", "student", "control"),
+                   help="default: teacher, or student when --teacher is given")
+    p.add_argument("--teacher", default=None, help="students and controls: the registered teacher")
+    p.add_argument("--method", default=None, help="students: how it was distilled (cd, ct, pd, ...)")
+    p.add_argument("--sampler", default=None, help="default: ddim:steps=50 (DDPM family), heun:steps=18 (EDM), "
+                   "consistency:steps=1 (consistency models)")
+    p.add_argument("--parameterization", default=None,
+                   help="cm_edm, edm, consistency, epsilon, v_prediction or sample; needed only when the configs "
+                        "do not say")
+    p.add_argument("--revision", default=None, help="hub ids: the revision")
+    p.add_argument("--force", action="store_true", help="replace an entry of the same name")
+    _add_workspace(p)
 
     p = sub.add_parser("quality", help="FID, KID, precision/recall of samples made elsewhere vs held-out/training images")
     p.add_argument("--samples", required=True, help=".npz/.npy file or image folder")
@@ -221,7 +258,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     df = run(models=args.models, detectors=args.detectors, n_samples=args.n_samples, seed=args.seed,
              device=args.device, results_dir=args.results_dir, cache_dir=args.cache_dir,
              progress=not args.quiet, force=args.force, quality=args.quality,
-             quality_extractor=args.quality_extractor)
+             quality_extractor=args.quality_extractor, executor=args.executor, address=args.address)
     footer = [f"leaderboard: {os.path.join(args.results_dir, 'leaderboard.csv')} (.md); {time.time() - t0:.1f}s"]
     show(args.format, df, run_effect(args.results_dir, df), footer=footer, quiet=args.quiet)
     return 0
@@ -235,8 +272,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.noise_index and len(args.noise_index) != len(args.samples):
         raise MembenchError(f"{len(args.noise_index)} --noise-index for {len(args.samples)} --samples: "
                             "give one per sample set, in the same order")
-    if args.per_sample and Path(args.per_sample).is_dir():
-        raise MembenchError(f"--per-sample {args.per_sample} is a folder; give a CSV file name")
+    if args.per_sample:
+        from .core.paths import check_output_file
+
+        check_output_file(args.per_sample, "--per-sample file", "--per-sample")
     many = len(args.samples) > 1
     df, records = detect(args.samples if many else args.samples[0], args.train, args.detectors,
                          device=args.device, progress=not args.quiet, results_dir=args.results_dir,
@@ -287,6 +326,20 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from membench.models.importing import import_model
+
+    info = import_model(args.source, args.name, args.train, role=args.role, teacher=args.teacher, method=args.method,
+                        sampler=args.sampler, parameterization=args.parameterization, revision=args.revision,
+                        force=args.force)
+    print(f"{info['name']}: {info['role']}, {info['format']} {info['pipeline'] or ''} scheduler={info['scheduler']}")
+    print(f"  parameterization {info['parameterization']} (from {info['parameterization_from']})")
+    print(f"  resolution {info['resolution']}, channels {info['channels']}, classes {info['classes']}, "
+          f"sampler {info['sampler']} (default {info['default_sampler']})")
+    print(f"wrote {info['entry']}")
+    return 0
+
+
 def cmd_quality(args: argparse.Namespace) -> int:
     from .api import quality
 
@@ -315,10 +368,12 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from membench.core.devices import resolve_device
     from membench.report import build_report
 
     rep = build_report(args.results_dir, out_dir=args.out, cache_dir=args.cache_dir,
-                       device=args.device, top=args.top, progress=not args.quiet)
+                       device=resolve_device(args.device), top=args.top,  # a bad device: one line, before any work
+                       progress=not args.quiet)
     for msg in rep.problems:
         print(f"membench: warning: skipped {msg}", file=sys.stderr)
     print(f"wrote {rep.html} ({len(rep.leaderboard)} leaderboard rows, {len(rep.effect)} student/control rows)")
@@ -379,6 +434,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "detect": cmd_detect, "train": cmd_train, "distill": cmd_distill,
+            "import": cmd_import,
             "quality": cmd_quality, "train-classifier": cmd_train_classifier,
             "report": cmd_report, "check": cmd_check, "baseline": cmd_baseline, "validate": cmd_validate,
             "study": cmd_study, "weights": cmd_weights, **{name: cmd_study for name in _study_commands()}}
@@ -392,28 +448,52 @@ def resolve_paths(args: argparse.Namespace) -> None:
     """
     from membench.core.workspace import Workspace, check_outside_package, default_cache_dir
 
+    from membench.core.errors import OutputError
+
     ws = Workspace.resolve(getattr(args, "workspace", None))
     if ws.root.exists() and not ws.root.is_dir():
-        raise MembenchError(f"workspace {ws.root} exists and is not a folder")
+        raise OutputError(f"workspace {ws.root} exists and is not a folder")
     args.workspace = check_outside_package(ws.root, "workspace", "--workspace")
     if hasattr(args, "results_dir"):
         default = ws.results / RESULTS_SUBDIR.get(args.command, "")
         args.results_dir = check_outside_package(args.results_dir or default, "results folder", "--results-dir")
+        if args.results_dir.exists() and not args.results_dir.is_dir():
+            raise OutputError(f"results folder {args.results_dir} is not a folder (--results-dir must name a folder)")
     if hasattr(args, "cache_dir"):
         args.cache_dir = check_outside_package(args.cache_dir or default_cache_dir(), "cache folder", "--cache-dir")
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    return f"membench: warning: {str(message).strip().splitlines()[0] if str(message).strip() else category.__name__}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The one error boundary: every ``MembenchError``, and every ``OSError`` on a path (read-only,
+    full disk, not a folder), is one line ``membench: error: <problem> (<path>)`` and a non-zero
+    exit (EXIT_*); ``--debug`` prints the traceback too."""
+    import warnings
+
+    from membench.core import devices
+    from membench.core.paths import describe_os_error
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error, already printed in one line (EXIT_USAGE)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.version:
         from membench import __version__
 
         print(__version__)
-        return 0
+        return EXIT_OK
     if not args.command:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
+    notes: list[str] = []
+    devices.set_announcer(notes.append)  # `--device auto` on a CPU-only machine: said once, after the work
+    old_format = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
+    problem, caught = None, None
     try:
         from membench.core.workspace import using
 
@@ -422,13 +502,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         with using(args.workspace), silenced(bool(getattr(args, "quiet", False))):
             # the registry and library defaults see the same workspace; --quiet silences every progress display
-            return COMMANDS[args.command](args)
+            code = COMMANDS[args.command](args)
+        for note in notes:
+            print(f"membench: note: {note}", file=sys.stderr)
+        return code
     except MembenchError as exc:
-        print(f"membench: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("membench: interrupted; nothing half-written was kept", file=sys.stderr)
-        return 130
+        problem, code, caught = str(exc), EXIT_ERROR, exc
+    except OSError as exc:  # a path the user gave: read-only, full, a file where a folder belongs
+        problem, code, caught = describe_os_error(exc), EXIT_ERROR, exc
+    except KeyboardInterrupt as exc:
+        problem, code, caught = "interrupted; nothing half-written was kept", EXIT_INTERRUPTED, exc
+    finally:
+        devices.set_announcer(None)
+        warnings.formatwarning = old_format
+    if getattr(args, "debug", False):
+        import traceback
+
+        traceback.print_exception(caught)
+    first = problem.strip().splitlines()[0] if problem and problem.strip() else "unknown error"
+    print(f"membench: {'error: ' if code != EXIT_INTERRUPTED else ''}{first}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

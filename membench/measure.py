@@ -49,6 +49,7 @@ class ImageSet:
     load: Callable[[], tuple["np.ndarray", "np.ndarray"]]
     model: Any = None  # the ModelSpec, for model-based detectors (sharpness)
     labels: "np.ndarray | None" = None  # ground truth (validation tasks): True = memorized
+    class_labels: "np.ndarray | None" = None  # class-conditional samples: each one's class (set on load)
     names: "np.ndarray | None" = None  # each image's name (sample files: the file name), kept per sample
     _loaded: tuple[Any, Any] | None = field(default=None, repr=False)
 
@@ -125,6 +126,7 @@ def run_detector(iset: ImageSet, det: "Detector", ctx: "DetectorContext", keep_u
     rec = _stamp(plan_detection(iset, det))
     images, noise_index = iset.images()
     ctx.model = iset.model
+    ctx.labels = iset.class_labels
     t0 = time.time()
     try:
         out = det.detect(images, iset.train, ctx)
@@ -151,6 +153,8 @@ def run_detector(iset: ImageSet, det: "Detector", ctx: "DetectorContext", keep_u
                   **{f"extra_{k}": v for k, v in out.extras.items()}}
     if iset.labels is not None:
         rec.arrays["labels"] = iset.labels
+    if iset.class_labels is not None:
+        rec.arrays["class_labels"] = iset.class_labels
     if iset.names is not None:
         rec.arrays["sample_name"] = iset.names  # not "file": np.savez's own argument
     return rec

@@ -1,5 +1,5 @@
 """The runnable examples of the docs run: every ```python run``` block of docs/extending/*.md
-and docs/checkpoint-format.md and docs/data.md.
+docs/checkpoint-format.md, docs/data.md and docs/byo.md (the bring-your-own-model walk-through).
 
 The blocks of one page run in order in one namespace (a fresh module), in a temporary
 current folder, with the test's own workspace ($MEMBENCH_HOME) and cache; what a page
@@ -17,7 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
-PAGES = sorted((DOCS / "extending").glob("*.md")) + [DOCS / "checkpoint-format.md", DOCS / "data.md"]
+PAGES = sorted((DOCS / "extending").glob("*.md")) + [DOCS / "checkpoint-format.md", DOCS / "data.md",
+                                                     DOCS / "byo.md"]
 RUN_BLOCK = re.compile(r"^```python run[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 

@@ -98,7 +98,7 @@ def _rows_from_board(df: pd.DataFrame) -> list[dict[str, Any]]:
     for _, r in df.iterrows():
         if r["status"] != "ok":
             continue
-        ckpt = checkpoint_hash(resolve_model(r["model"]).checkpoint)
+        ckpt = checkpoint_hash(resolve_model(r["model"]))
         if r.get("checkpoint") and r["checkpoint"] != ckpt:
             continue  # a stale result of an older checkpoint still in the store
         row = {"model": r["model"], "role": r["role"], "teacher": r["teacher"] or None, "sampler": r["sampler"],
@@ -219,7 +219,7 @@ def check(baseline: str | Path, n_samples: int | None = None, tolerance: float =
                     cache_dir=cache_dir, progress=progress)
         for base in grp:
             label = f"{base['model']} / {base['detector']} (seed {seed})"
-            ckpt = checkpoint_hash(resolve_model(base["model"]).checkpoint)
+            ckpt = checkpoint_hash(resolve_model(base["model"]))
             hit = board[(board["model"] == base["model"]) & (board["detector"] == base["detector"])]
             if "checkpoint" in hit:  # results of an older checkpoint may still sit in the store
                 hit = hit[(hit["checkpoint"] == ckpt) | (hit["status"] != "ok")]

@@ -126,7 +126,11 @@ def validate(models: str | Sequence[str] = "teacher", detectors: str | Sequence[
     from membench.models.specs import resolve_model
     from membench.store.records import write_record
 
+    from membench.core.options import check_seed
+    from membench.core.paths import check_output_dir
+
     check_count(n_samples)
+    check_seed(seed)
     if not isinstance(noise, (int, float)) or not 0.0 <= float(noise) <= 1.0:
         raise MembenchError(f"--noise must be in [0, 1], got {noise!r}")
     task_list = split_list(tasks) if isinstance(tasks, str) else list(tasks)
@@ -143,7 +147,7 @@ def validate(models: str | Sequence[str] = "teacher", detectors: str | Sequence[
         raise MembenchError(f"validate: {', '.join(skipped)} are set- or model-level tests with their own nulls; "
                             "validate scores per-image copy detectors")
     device = resolve_device(device)
-    results_dir = resolve_results(results_dir)
+    results_dir = check_output_dir(resolve_results(results_dir))
     cache = Path(cache_dir) if cache_dir else None
     ctx = DetectorContext(device=device, cache_dir=cache, progress=progress)
     records: list[Record] = []

@@ -39,10 +39,40 @@ FILE_MODE = 0o666 & ~UMASK  # what open(path, "w") would create
 DIR_MODE = 0o777 & ~UMASK  # what mkdir would create
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _temp_prefix(path: Path) -> str:
+    # The writer's pid is in the name: a later writer of the same target removes what a killed one left.
+    return f".{path.name}.{os.getpid()}-"
+
+
+def sweep_stale_temps(path: Path) -> None:
+    """Remove temporaries of ``path`` left by writers that no longer run (killed mid-write)."""
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*-*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    sweep_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -62,9 +92,39 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    """``np.savez_compressed``, but with a fixed time stamp in the zip: the same arrays give the
+    same bytes (a rerun's output is byte-identical to the first run's; the digest checks hold)."""
+    import zipfile
+
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
     atomic_write_bytes(path, buf.getvalue())
+
+
+@contextmanager
+def atomic_npy(path: str | Path, shape: tuple[int, ...], dtype: Any) -> Iterator[np.ndarray]:
+    """Yield a writable memory-mapped ``.npy`` of ``shape``; it appears at ``path`` whole, on success only.
+
+    For arrays filled in chunks that need not fit in memory (training-set features)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        yield arr
+        arr.flush()
+        del arr
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_tagged_json(path: Path, fmt: str, what: str) -> dict[str, Any]:
@@ -163,7 +223,8 @@ def atomic_directory(target: str | Path, force: bool = False) -> Iterator[Path]:
 
         raise MembenchError(f"{target} already exists (use --force to replace it)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    sweep_stale_temps(target)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temp_prefix(target), suffix=".tmp"))
     try:
         yield tmp
         _apply_umask(tmp)

@@ -37,7 +37,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence, Union
 
-from membench.core.errors import MembenchError, UnknownNameError
+from membench.core.errors import InvalidInputError, MembenchError, UnknownNameError, UsageError
 from membench.core.lazy import lazy_exports
 
 # kind -> "module:attr" of its Registry (declared beside the code it names)
@@ -50,6 +50,7 @@ KINDS: dict[str, str] = {
     "distillers": "membench.training.distillers:DISTILLERS",
     "studies": "membench.studies:STUDIES",
     "weights": "membench.weights:WEIGHTS",
+    "executors": "membench.executors:EXECUTORS",
 }
 KIND_ALIASES: dict[str, str] = {"embedders": "features"}  # older names of kinds
 
@@ -249,8 +250,10 @@ class Registry:
         try:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)
+        except UnicodeDecodeError:
+            raise InvalidInputError(f"registry entry {path}: not UTF-8 text") from None
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise MembenchError(f"registry entry {path}: cannot parse: {one_line(exc)}") from None
+            raise InvalidInputError(f"registry entry {path}: cannot parse: {one_line(exc)}") from None
         data["name"] = name
         data["_entry_path"] = str(path)
         return data
@@ -259,6 +262,9 @@ class Registry:
 
     def add(self, name: str, obj: Any) -> Any:
         """Register ``obj`` as ``name`` at runtime (scripts, notebooks); validated like a plugin."""
+        from membench.core.options import check_name
+
+        check_name(name, f"{self.noun} name")
         with self._lock:
             existing = self.find(name, plugins=False)
             if existing is not None and existing is not obj:
@@ -349,16 +355,20 @@ class Registry:
         """``cls(**params)`` with one-line errors for unknown or bad options.
 
         Options are a dataclass's fields, else the keyword parameters of ``cls`` (a loader
-        function, a plain class).
+        function, a plain class), each typed by its annotation (``membench.core.options``: the one
+        rule for int, float, bool, str and choices, with declared ranges).
         """
+        from membench.core.options import coerce_options
+
         valid = option_names(cls)
         bad = set(params) - valid if valid is not None else set()
         if bad:
-            raise MembenchError(f"{self.noun} {name!r}: unknown option(s) {sorted(bad)}; options: {sorted(valid or ())}")
+            raise UsageError(f"{self.noun} {name!r}: unknown option(s) {sorted(bad)}; options: {sorted(valid or ())}")
+        params = coerce_options(f"{self.noun} {name!r}", params, cls)
         try:
             return cls(**params)
         except (TypeError, ValueError) as exc:
-            raise MembenchError(f"{self.noun} {name!r}: {one_line(exc)}") from None
+            raise UsageError(f"{self.noun} {name!r}: {one_line(exc)}") from None
 
     def create(self, spec: str, **options: Any) -> Any:
         """Build ``name`` or ``name:k=v,...`` (keyword ``options`` win) and run its ``check()``."""

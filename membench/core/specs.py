@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from membench.core.errors import MembenchError
+from membench.core.errors import UsageError
 
 Scalar = Any
 
@@ -28,7 +28,7 @@ def parse_value(text: str) -> Scalar:
 def parse_spec(spec: str) -> tuple[str, dict[str, Scalar]]:
     """`'digits:n=64,seed=1'` -> `('digits', {'n': 64, 'seed': 1})`."""
     if not isinstance(spec, str) or not spec.strip():
-        raise MembenchError("empty name")
+        raise UsageError("empty name")
     name, _, rest = spec.strip().partition(":")
     overrides: dict[str, Scalar] = {}
     if rest:
@@ -37,7 +37,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Scalar]]:
                 continue
             key, eq, value = part.partition("=")
             if not eq or not key.strip():
-                raise MembenchError(f"bad override {part!r} in {spec!r}: expected key=value")
+                raise UsageError(f"bad override {part!r} in {spec!r}: expected key=value")
             overrides[key.strip().replace("-", "_")] = parse_value(value)
     return name.strip(), overrides
 

@@ -25,6 +25,7 @@ class DetectorContext:
     cache_dir: Path | None = None
     progress: bool = False
     model: Any = None  # the ModelSpec whose samples are scored (None for `membench detect`)
+    labels: Any = None  # (N,) class labels of the samples (class-conditional models), else None
 
     def load_denoiser(self, which: str = "self") -> tuple[Any, dict[str, Any]]:
         """The scored model's denoiser (``which="self"``) or its teacher's (``"teacher"``).
@@ -43,7 +44,7 @@ class DetectorContext:
             if not spec.teacher:
                 raise UnavailableError(f"model {spec.name!r} has no teacher")
             spec = resolve_model(spec.teacher)
-        return load_denoiser(spec.checkpoint, self.device)
+        return load_denoiser(spec, self.device)
 
 
 @dataclass
@@ -120,10 +121,12 @@ def make_detector(spec: str) -> Detector:
     cls = DETECTORS.find(name)  # code first: a TOML variant never shadows a detector
     if cls is None and name in DETECTORS.entry_files():
         entry = DETECTORS.read_entry(name)
-        base = entry.get("base")
-        if not base:
+        base, params = entry.get("base"), entry.get("params", {})
+        if not base or not isinstance(base, str):
             raise MembenchError(f"{entry['_entry_path']}: a detector entry needs 'base = \"<detector>\"'")
-        params = dict(entry.get("params", {}))
+        if not isinstance(params, dict):
+            raise MembenchError(f"{entry['_entry_path']}: 'params' must be a table, got {type(params).__name__}")
+        params = dict(params)
         cls = DETECTORS.get(base)
     elif cls is None:
         raise DETECTORS.unknown(name)

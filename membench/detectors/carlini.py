@@ -18,12 +18,12 @@ import numpy as np
 
 from membench.data import Dataset
 from membench.core.errors import MembenchError
-from membench.detectors.knn import knn_l2
+from membench.detectors.knn import SearchOption, knn_l2
 from membench.detectors.base import Detector, DetectorContext, DetectorOutput, check_compatible
 
 
 @dataclass
-class CalibratedL2(Detector):
+class CalibratedL2(SearchOption, Detector):
     n: int = 50
     alpha: float = 0.5
     threshold: float = 1.0
@@ -45,12 +45,13 @@ class CalibratedL2(Detector):
         if len(train) < 2:
             raise MembenchError(f"carlini needs at least 2 training images, {train.spec} has {len(train)}")
         n = min(self.n, len(train))
-        dist, idx = knn_l2(samples, train.images, k=n)
+        search: dict = {}
+        dist, idx = knn_l2(samples, train.images, k=n, index=self.index, info=search)
         mean = dist.mean(axis=1)
         score = np.where(mean > 0, dist[:, 0] / (self.alpha * np.where(mean > 0, mean, 1.0)), 0.0)
         return DetectorOutput(
             scores=score, flags=score < self.threshold, nearest=idx[:, 0],
             extras={"d1": dist[:, 0], "mean_dn": mean},
-            info={"space": "pixels", "n_used": n, "alpha": self.alpha,
+            info={"space": "pixels", "n_used": n, "alpha": self.alpha, **search,
                   **({"note": f"n={self.n} > training set size; used all {n}"} if n < self.n else {})},
         )

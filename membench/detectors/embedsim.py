@@ -22,12 +22,12 @@ import numpy as np
 from membench.data import Dataset
 from membench.features.base import FeatureExtractor, make_extractor
 from membench.core.errors import MembenchError, UnavailableError
-from membench.detectors.knn import knn_cosine
+from membench.detectors.knn import SearchOption, knn_cosine
 from membench.detectors.base import Detector, DetectorContext, DetectorOutput
 
 
 @dataclass
-class _SimilarityBase(Detector):
+class _SimilarityBase(SearchOption, Detector):
     threshold: float = 0.5
 
     score_name = "max_cosine"
@@ -72,11 +72,12 @@ class _SimilarityBase(Detector):
             raise MembenchError(f"{self.registry_name}: {emb.registry_name} features of {_fmt(s_shape)} samples and "
                                 f"{_fmt(t_shape)} training images differ in size ({query.shape[1]} vs {ref.shape[1]}); "
                                 "compare same-shaped images, or use an extractor that resizes (sscd, clip)")
-        sim, idx = knn_cosine(query, ref, k=1)
+        search: dict = {}
+        sim, idx = knn_cosine(query, ref, k=1, index=self.index, info=search)
         score = sim[:, 0].astype(np.float64)
         how, how_train = emb.describe(s_shape), emb.describe(t_shape)  # after embedding: the network is loaded
-        info: dict[str, Any] = {**emb.info(), "preprocessing": how, "similarity": "cosine (faiss inner product)",
-                                "p95": float(np.quantile(score, 0.95)), "train_embeddings_cached": cached}
+        info: dict[str, Any] = {**emb.info(), "preprocessing": how, "similarity": "cosine (exact float64 re-rank)",
+                                "p95": float(np.quantile(score, 0.95)), "train_embeddings_cached": cached, **search}
         conversions = _conversions(how)
         if s_shape != t_shape:
             info["train_preprocessing"] = how_train

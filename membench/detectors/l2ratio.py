@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Any
+
 import numpy as np
 
 from membench.data import Dataset
 from membench.core.errors import MembenchError
-from membench.detectors.knn import knn_l2
+from membench.detectors.knn import SearchOption, knn_l2
 from membench.detectors.base import Detector, DetectorContext, DetectorOutput, check_compatible
 
 
@@ -25,14 +27,21 @@ def quantize_uint8(images: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class L2Ratio(Detector):
+class L2Ratio(SearchOption, Detector):
     """Nearest / second-nearest training distance ratio; flagged below ``threshold``."""
 
     threshold: float = 1.0 / 3.0
     quantize: bool = False
+    same_class: bool = False  # compare each sample with training images of its own class only
 
     score_name = "l2_ratio"
     higher_is_memorized = False
+
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()
+        if not cfg.get("same_class"):
+            cfg.pop("same_class", None)  # the default keeps result keys as they were before the option existed
+        return cfg
 
     def check(self) -> None:
         if not 0.0 < float(self.threshold) <= 1.0:
@@ -43,7 +52,13 @@ class L2Ratio(Detector):
         if len(train) < 2:
             raise MembenchError(f"l2ratio needs at least 2 training images, {train.spec} has {len(train)}")
         x = quantize_uint8(samples) if self.quantize else samples
-        dist, idx = knn_l2(x, train.images, k=2)
+        search: dict = {}
+        if self.same_class:
+            from membench.detectors.classes import knn_by_class
+
+            dist, idx = knn_by_class(x, ctx.labels, train, 2, "l2ratio")
+        else:
+            dist, idx = knn_l2(x, train.images, k=2, index=self.index, info=search)
         d1, d2 = dist[:, 0], dist[:, 1]
         ratio = np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), 0.0)
         return DetectorOutput(
@@ -51,5 +66,6 @@ class L2Ratio(Detector):
             flags=ratio < self.threshold,
             nearest=idx[:, 0],
             extras={"d1": d1, "d2": d2, "second": idx[:, 1]},
-            info={"space": "pixels", "quantized_uint8": bool(self.quantize)},
+            info={"space": "pixels", "quantized_uint8": bool(self.quantize), "same_class": bool(self.same_class),
+                  **search},
         )

@@ -60,10 +60,17 @@ def _rademacher(seed: int, index: np.ndarray, shape: tuple[int, ...], probe: int
 
 
 class _Products:
-    """u -> J_D u (jvp) or J_D^T u (vjp) for a batch, at fixed x and sigma."""
+    """u -> J_D u (jvp) or J_D^T u (vjp) for a batch, at fixed x and sigma.
+
+    In ``vjp`` mode the forward pass runs once per batch and its graph is kept: every product
+    (the probes, each subspace iteration) is one backward pass through the same graph. That
+    gives the same bits as a fresh forward per product (same inputs, same kernels) at about
+    half the cost; the forward is built lazily so a batch that needs no product costs nothing.
+    """
 
     def __init__(self, model: Any, x: Any, sigma: float, mode: str):
         self.model, self.x, self.sigma, self.mode = model, x, sigma, mode
+        self._graph: tuple[Any, Any] | None = None
 
     def __call__(self, u: Any) -> Any:
         import torch
@@ -74,10 +81,12 @@ class _Products:
 
             with sdpa_kernel(SDPBackend.MATH):  # fused CPU attention has no forward-mode derivative
                 return jvp(lambda y: self.model(y, self.sigma), (self.x,), (u,))[1].detach()
-        with torch.enable_grad():
-            x = self.x.detach().requires_grad_(True)
-            out = self.model(x, self.sigma)
-            (g,) = torch.autograd.grad(out, x, grad_outputs=u)
+        if self._graph is None:
+            with torch.enable_grad():
+                x = self.x.detach().requires_grad_(True)
+                self._graph = (x, self.model(x, self.sigma))
+        x, out = self._graph
+        (g,) = torch.autograd.grad(out, x, grad_outputs=u, retain_graph=True)
         return g.detach()
 
 
@@ -87,7 +96,10 @@ def _bdot(a: Any, b: Any) -> Any:
 
 def sharpness_batch(model: Any, x: Any, index: np.ndarray, sigma: float, probes: int, eigs: int, iters: int,
                     seed: int, mode: str) -> dict[str, np.ndarray]:
-    """Per-sample trace and eigenvalue estimates for one batch (independent of the batch's other rows)."""
+    """Per-sample trace and eigenvalue estimates for one batch (independent of the batch's other rows).
+
+    ``eigs=0``: the trace only (``sharpness``, ``trace_H``), without the subspace iteration.
+    """
     import torch
 
     prod = _Products(model, x, sigma, mode)
@@ -98,6 +110,12 @@ def sharpness_batch(model: Any, x: Any, index: np.ndarray, sigma: float, probes:
         v = _rademacher(seed, index, shape, p).to(x.device, x.dtype)
         tr += _bdot(v, prod(v)).double().cpu()
     tr_jd = tr / probes
+    out = {
+        "sharpness": (1.0 - tr_jd / d).numpy(),
+        "trace_H": ((tr_jd - d) / sigma**2).numpy(),
+    }
+    if eigs == 0:
+        return out
     # Subspace iteration on A = I - J (or its transpose: same spectrum) for its `eigs` largest eigenvalues.
     w = torch.stack([_rademacher(seed + 1, index, shape, p).to(x.device, x.dtype) for p in range(eigs)], -1)
     w = w.flatten(1, -2)  # (b, d, k)
@@ -111,10 +129,6 @@ def sharpness_batch(model: Any, x: Any, index: np.ndarray, sigma: float, probes:
         w, _ = torch.linalg.qr(apply_a(w))
     small = w.transpose(1, 2) @ apply_a(w)  # (b, k, k) Rayleigh-Ritz
     mu = torch.linalg.eigvalsh(0.5 * (small + small.transpose(1, 2))).flip(-1)  # descending
-    out = {
-        "sharpness": (1.0 - tr_jd / d).numpy(),
-        "trace_H": ((tr_jd - d) / sigma**2).numpy(),
-    }
     lam = (-mu.double().cpu() / sigma**2).numpy()  # most negative Hessian eigenvalues, ascending
     for j in range(eigs):
         out[f"lambda{j + 1}_H"] = lam[:, j]
@@ -125,7 +139,7 @@ def _checkpoint_key(spec: Any, which: str) -> str:
     from membench.models.checkpoints import checkpoint_hash
     from membench.models.specs import resolve_model
 
-    return checkpoint_hash((resolve_model(spec.teacher) if which == "teacher" else spec).checkpoint)
+    return checkpoint_hash((resolve_model(spec.teacher) if which == "teacher" else spec))
 
 
 @dataclass
@@ -160,17 +174,26 @@ class Sharpness(Detector):
         if self.products not in ("vjp", "jvp"):
             raise MembenchError(f"sharpness: products must be 'vjp' or 'jvp', got {self.products!r}")
 
-    def measure(self, model: Any, images: np.ndarray, device: str, index_offset: int = 0) -> dict[str, np.ndarray]:
-        """Per-image statistics of ``images`` under ``model``; image i uses probes of index ``index_offset + i``."""
+    def measure(self, model: Any, images: np.ndarray, device: str, index_offset: int = 0,
+                labels: np.ndarray | None = None, spectrum: bool = True) -> dict[str, np.ndarray]:
+        """Per-image statistics of ``images`` under ``model``; image i uses probes of index ``index_offset + i``
+        (and class ``labels[i]`` under a class-conditional model).
+
+        ``spectrum=False`` skips the eigenvalues (the calibration needs only the score).
+        """
         import torch
+
+        from membench.models.denoisers.labels import Conditioned
 
         parts: list[dict[str, np.ndarray]] = []
         for start in range(0, len(images), self.batch_size):
             block = np.ascontiguousarray(images[start : start + self.batch_size], dtype=np.float32)
             idx = np.arange(start, start + len(block)) + index_offset
             x = torch.from_numpy(block).to(device)
-            parts.append(sharpness_batch(model, x, idx, float(self.sigma), self.probes, self.eigs, self.iters,
-                                         self.seed, self.products))
+            cond = None if labels is None else torch.from_numpy(np.asarray(labels[start : start + len(block)])).to(device)
+            parts.append(sharpness_batch(Conditioned(model, cond), x, idx, float(self.sigma), self.probes,
+                                         self.eigs if spectrum else 0,
+                                         self.iters, self.seed, self.products))
         out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         if not all(np.isfinite(v).all() for v in out.values()):
             raise MembenchError("sharpness: the model produced NaN or infinite values")
@@ -186,10 +209,13 @@ class Sharpness(Detector):
         cfg = {k: v for k, v in self.config().items() if k not in ("threshold", "fpr")}  # the cut is applied later
         key = (weights_key, train.fingerprint(), json.dumps(cfg, sort_keys=True, default=str), device)
         if key not in _CALIBRATION:
-            held = self.measure(model, np.asarray(train.heldout), device, index_offset=10_000_000)["sharpness"]
+            cond = bool(getattr(model, "num_classes", None))
+            held = self.measure(model, np.asarray(train.heldout), device, index_offset=10_000_000,
+                                labels=train.heldout_labels if cond else None, spectrum=False)["sharpness"]
             n_tr = min(len(train), MAX_CALIBRATION_TRAIN)
             pick = np.sort(np.random.default_rng(self.seed).choice(len(train), n_tr, replace=False))
-            tr_s = self.measure(model, np.asarray(train.images[pick]), device, index_offset=20_000_000)["sharpness"]
+            tr_s = self.measure(model, np.asarray(train.images[pick]), device, index_offset=20_000_000,
+                                labels=train.labels[pick] if cond else None, spectrum=False)["sharpness"]
             _CALIBRATION[key] = (held, tr_s)
         return _CALIBRATION[key]
 
@@ -203,7 +229,15 @@ class Sharpness(Detector):
         shape = tuple(meta.get("image_shape", samples.shape[1:]))
         if shape != tuple(samples.shape[1:]):
             raise MembenchError(f"sharpness: the {which} model takes {shape} images, samples are {samples.shape[1:]}")
-        stats = self.measure(model, samples, ctx.device)
+        if getattr(model, "num_classes", None):
+            from membench.core.errors import UnavailableError
+
+            if ctx.labels is None:
+                raise UnavailableError("sharpness: a class-conditional model needs the samples' class labels")
+            if train.labels is None or (train.heldout is not None and len(train.heldout)
+                                        and train.heldout_labels is None):
+                raise UnavailableError(f"sharpness: a class-conditional model needs class labels for {train.spec}")
+        stats = self.measure(model, samples, ctx.device, labels=ctx.labels)
         score = stats.pop("sharpness")
         info: dict[str, Any] = {"density": which, "density_model": getattr(ctx.model, "teacher", None)
                                 if which == "teacher" else getattr(ctx.model, "name", None),

@@ -1,8 +1,11 @@
 """EDM preconditioning (Karras et al. 2022) around a diffusers ``UNet2DModel``.
 
-D(x, sigma) = c_skip x + c_out F(c_in x, c_noise) with sigma_data = 0.5 and
-c_noise = 250 ln(sigma) fed to the UNet's positional (sinusoidal) time embedding, the
-convention of openai/consistency_models and diffusers' ``ConsistencyModelPipeline``.
+D(x, sigma) = c_skip x + c_out F(c_in x, c_noise) with sigma_data = 0.5. ``precondition``
+chooses c_noise: ``"cm_edm"`` (the default, membench's own models) feeds 250 ln(sigma) to the
+UNet's positional (sinusoidal) time embedding, the convention of openai/consistency_models and
+diffusers' ``ConsistencyModelPipeline``; ``"edm"`` feeds ln(sigma)/4 as in the EDM paper and
+diffusers' ``EDMEulerScheduler``. Class-conditional UNets (``num_class_embeds``) take
+``class_labels``.
 
 With ``boundary=True`` the consistency-model scalings are used instead
 (c_skip' = sd^2/((sigma - sigma_min)^2 + sd^2), c_out' = (sigma - sigma_min) sd / sqrt(sigma^2 + sd^2)),
@@ -28,6 +31,11 @@ class EDMConfig:
     sigma_min: float = SIGMA_MIN
     sigma_max: float = SIGMA_MAX
     boundary: bool = False  # consistency-model output scaling
+    precondition: str = "cm_edm"  # c_noise: "cm_edm" = 250 ln sigma, "edm" = ln(sigma) / 4
+
+    def __post_init__(self) -> None:
+        if self.precondition not in ("cm_edm", "edm"):
+            raise ValueError(f"precondition must be 'cm_edm' or 'edm', got {self.precondition!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,12 +60,31 @@ def default_unet_config(sample_size: int = 8, channels: int = 1) -> dict[str, An
 
 
 class EDMDenoiser(nn.Module):
-    """Denoiser D(x, sigma) -> estimate of the clean image; ``unet`` is the raw network F."""
+    """Denoiser D(x, sigma, class_labels=None) -> estimate of the clean image; ``unet`` is the raw network F.
+
+    It is the ``cm_edm``/``edm`` parameterization of ``membench.models.denoisers`` and, with
+    ``boundary=True``, the ``consistency`` one."""
 
     def __init__(self, unet: nn.Module, config: EDMConfig | None = None):
         super().__init__()
         self.unet = unet
         self.config = config or EDMConfig()
+
+    @property
+    def parameterization(self) -> str:
+        return "consistency" if self.config.boundary else self.config.precondition
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.config.sigma_min)
+
+    @property
+    def sigma_max(self) -> float:
+        return float(self.config.sigma_max)
+
+    @property
+    def num_classes(self) -> int | None:
+        return getattr(getattr(self.unet, "config", None), "num_class_embeds", None)
 
     def scalings(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         sd = self.config.sigma_data
@@ -71,18 +98,22 @@ class EDMDenoiser(nn.Module):
             c_out = sigma * sd / torch.sqrt(sigma**2 + sd**2)
         return c_skip, c_out, c_in
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float,
+                class_labels: torch.Tensor | None = None) -> torch.Tensor:
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
         if sigma.ndim == 0:
             sigma = sigma.expand(x.shape[0])
         c_skip, c_out, c_in = (c.view(-1, 1, 1, 1) for c in self.scalings(sigma))
-        c_noise = 250.0 * torch.log(sigma)
-        f = self.unet(c_in * x, c_noise).sample
+        c_noise = 250.0 * torch.log(sigma) if self.config.precondition == "cm_edm" else 0.25 * torch.log(sigma)
+        if class_labels is None:
+            f = self.unet(c_in * x, c_noise).sample
+        else:
+            f = self.unet(c_in * x, c_noise, class_labels=class_labels).sample
         return c_skip * x + c_out * f
 
-    def score(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    def score(self, x: torch.Tensor, sigma: float, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         """Score of the sigma-smoothed density: (D(x, sigma) - x) / sigma^2."""
-        return (self(x, sigma) - x) / sigma**2
+        return (self(x, sigma, class_labels) - x) / sigma**2
 
 
 def build_unet(config: dict[str, Any]) -> nn.Module:

@@ -8,9 +8,13 @@ One TOML file per model under ``registry/models/`` (the file stem is the name)::
     dataset = "digits:n=64"          # what it was trained on: the reference for detectors
     teacher = "teacher"              # students: the model they were distilled from
     method = "cd"                    # students: the distiller
+    parameterization = "epsilon"     # imported diffusers folders whose configs do not say (membench import)
+    revision = "main"                # hf: checkpoints: the hub revision
+    labels = "uniform"               # class-conditional models: "uniform" (seeded), a class number, or a .npy file
     [train]                          # teachers: the `membench train` configuration
 
-``NAME:k=v`` overrides the sampler's options, e.g. ``teacher:steps=40``.
+``NAME:k=v`` overrides the sampler's options, e.g. ``teacher:steps=40``; ``labels=`` in it
+overrides the entry's labels (``cd64:labels=3``).
 """
 from __future__ import annotations
 
@@ -18,10 +22,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from membench.core.errors import MembenchError
+from membench.core.errors import InvalidInputError
 from membench.core.specs import format_spec, parse_spec
 
 ROLES = ("teacher", "student", "control")  # control: a teacher sampled at a student's NFE
+# The type of every key of a model entry (checked before any use).
+ENTRY_TYPES: dict[str, type] = {"role": str, "checkpoint": str, "sampler": str, "dataset": str, "teacher": str,
+                                "method": str, "description": str, "train": dict, "distill": dict}
 
 
 @dataclass
@@ -37,6 +44,9 @@ class ModelSpec:
     train: dict[str, Any] = field(default_factory=dict)
     distill: dict[str, Any] = field(default_factory=dict)
     entry_path: str | None = None
+    parameterization: str | None = None
+    revision: str | None = None
+    labels: Any = None  # class-conditional models: None/"uniform", a class number, or a .npy path
 
     @property
     def checkpoint_path(self) -> str:
@@ -62,17 +72,24 @@ def resolve_model(spec: str) -> ModelSpec:
     path = Path(entry["_entry_path"])
     for key in ("role", "checkpoint", "sampler", "dataset"):
         if key not in entry:
-            raise MembenchError(f"{path}: missing required key {key!r}")
+            raise InvalidInputError(f"{path}: missing required key {key!r}")
+    for key, want in ENTRY_TYPES.items():  # a number where a path or name belongs is one line, not a traceback
+        if key in entry and not isinstance(entry[key], want):
+            noun = "a table" if want is dict else "a string"
+            raise InvalidInputError(f"{path}: {key!r} must be {noun}, got {type(entry[key]).__name__} "
+                                    f"{entry[key]!r}")
     if entry["role"] not in ROLES:
-        raise MembenchError(f"{path}: role must be one of {ROLES}, got {entry['role']!r}")
+        raise InvalidInputError(f"{path}: role must be one of {ROLES}, got {entry['role']!r}")
     sampler_name, sampler_opts = parse_spec(entry["sampler"])
+    name_overrides = dict(overrides)
+    labels = overrides.pop("labels", entry.get("labels"))
     sampler_opts.update(overrides)
     known = {f.name for f in fields(ModelSpec)}
     extra = set(entry) - known - {"_entry_path"}
     if extra:
-        raise MembenchError(f"{path}: unknown key(s) {sorted(extra)}")
+        raise InvalidInputError(f"{path}: unknown key(s) {sorted(extra)}")
     return ModelSpec(
-        name=format_spec(name, overrides),
+        name=format_spec(name, name_overrides),
         role=entry["role"],
         checkpoint=resolve_checkpoint(entry["checkpoint"], path),
         sampler=format_spec(sampler_name, sampler_opts),
@@ -83,6 +100,9 @@ def resolve_model(spec: str) -> ModelSpec:
         train=entry.get("train", {}),
         distill=entry.get("distill", {}),
         entry_path=str(path),
+        parameterization=entry.get("parameterization"),
+        revision=entry.get("revision"),
+        labels=labels,
     )
 
 

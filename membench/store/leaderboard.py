@@ -123,7 +123,23 @@ def from_store(results_dir: str | Path, extra: Iterable[Record] = (), problems: 
     """The leaderboard of every stored record, plus ``extra`` (this run's unavailable ones)."""
     from membench.store.records import iter_records
 
-    return build([*iter_records(results_dir, problems=problems), *extra])
+    corrupt: list[tuple[Path, str]] = []
+    board = build([*iter_records(results_dir, problems=problems, corrupt=corrupt), *extra])
+    rows = [corrupt_row(path, why) for path, why in corrupt if path.parent.parent.name == "detection"]
+    if rows:  # never dropped in silence: the row stays, marked, until a rerun recomputes it
+        import pandas as pd
+
+        board = pd.concat([board, pd.DataFrame(rows, columns=board.columns)], ignore_index=True)
+    return board
+
+
+def corrupt_row(path: Path, why: str) -> dict[str, Any]:
+    """The row of a detection record that cannot be read: named by its path, status ``corrupt``."""
+    nan = float("nan")
+    test = path.stem.rsplit("-", 1)[0]
+    return {"model": path.parent.name, "detector": test, "status": "corrupt", "memorized": nan, "ci_low": nan,
+            "ci_high": nan, "note": f"{why}; rerun the same command to recompute it", "quality_note": "",
+            "quality_extractor": ""}
 
 
 def rebuild(results_dir: str | Path, extra: Iterable[Record] = ()) -> "pd.DataFrame":
@@ -151,7 +167,7 @@ def format_table(df: "pd.DataFrame") -> "pd.DataFrame":
     out = df[["model", "role", "teacher", "method", "sampler", "nfe", "train_data", "detector", "n_samples",
               "seed"]].copy()
     out["memorized ↓ (95% CI)"] = [
-        _ci(f, lo, hi) if st == "ok" else f"unavailable: {note}"
+        _ci(f, lo, hi) if st == "ok" else f"{st}: {note}"
         for f, lo, hi, st, note in zip(df["memorized"], df["ci_low"], df["ci_high"], df["status"], df["note"])]
     out["median score"] = df["score_median"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
     out["note"] = [n if st == "ok" and isinstance(n, str) else "" for st, n in zip(df["status"], df["note"])]

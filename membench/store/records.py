@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from membench.core.errors import MembenchError
+from membench.core.faults import fault_point
 
 SCHEMA = 2
 KINDS = ("detection", "quality", "validation", "study")
@@ -178,8 +179,79 @@ def lock_path(results_dir: str | Path, target: str | Path) -> Path:
     return Path(results_dir) / ".locks" / rel.parent / f"{rel.name.removesuffix('.json')}.lock"
 
 
+# The arrays a stored record of each kind must have beside it (a record without them is partial).
+REQUIRED_ARRAYS = {"detection": ("noise_index", "scores", "flags", "nearest")}
+
+
+def verify_record(path: str | Path) -> Record:
+    """A stored record read back whole, or ``CorruptRecordError`` (one line): its JSON parses and
+    has the schema's keys, and its arrays file (when it names one) is there, matches the digest
+    written with it and holds the arrays its kind needs."""
+    import hashlib
+
+    import numpy as np
+
+    from membench.core.errors import CorruptRecordError
+
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+        rec = Record.from_json(raw, path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptRecordError(f"{path}: corrupt record ({type(exc).__name__}: {exc})") from None
+    except MembenchError as exc:
+        raise CorruptRecordError(str(exc)) from None
+    name = raw.get("arrays")
+    need = REQUIRED_ARRAYS.get(rec.kind, ())
+    if not name:
+        if need:
+            raise CorruptRecordError(f"{path}: partial record (no arrays file named)")
+        return rec
+    npz = path.with_name(str(name))
+    try:
+        data = npz.read_bytes()
+    except OSError as exc:
+        raise CorruptRecordError(f"{path}: partial record (arrays {npz.name}: {exc.strerror or exc})") from None
+    digest = raw.get("arrays_sha256")
+    if digest and hashlib.sha256(data).hexdigest() != digest:
+        raise CorruptRecordError(f"{path}: corrupt record (arrays {npz.name} do not match their digest)")
+    try:
+        import io
+
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            files = set(z.files)
+            for k in z.files:
+                z[k]  # decompress every array: a truncated member fails here
+    except Exception as exc:
+        raise CorruptRecordError(f"{path}: corrupt record (arrays {npz.name}: {type(exc).__name__})") from None
+    missing = [k for k in need if k not in files]
+    if missing:
+        raise CorruptRecordError(f"{path}: partial record (arrays {npz.name} lack {', '.join(missing)})")
+    return rec
+
+
 def is_stored(results_dir: str | Path, rec: Record) -> bool:
-    return record_path(results_dir, rec).is_file()
+    """Whether ``rec`` is stored whole; a corrupt or partial one is reported (a warning) and
+    counts as not stored, so that it is recomputed and replaced."""
+    from membench.core.errors import CorruptRecordError
+
+    path = record_path(results_dir, rec)
+    if not path.is_file():
+        return False
+    try:
+        verify_record(path)
+    except CorruptRecordError as exc:
+        from membench.core.io import file_stamp
+
+        stamp = file_stamp(path)
+        if stamp not in _REPORTED:  # asked twice per record (before and under its lock): said once
+            _REPORTED.add(stamp)
+            warnings.warn(f"{exc}; recomputing it", stacklevel=2)
+        return False
+    return True
+
+
+_REPORTED: set[tuple[str, int, int]] = set()
 
 
 def write_record(results_dir: str | Path, rec: Record) -> Path:
@@ -191,10 +263,15 @@ def write_record(results_dir: str | Path, rec: Record) -> Path:
     path = record_path(results_dir, rec)
     body = rec.to_json()
     if rec.arrays:
+        import hashlib
+
         npz = path.with_name(path.name.removesuffix(".json") + ".npz")
         atomic_save_npz(npz, **rec.arrays)
         body["arrays"] = npz.name
+        body["arrays_sha256"] = hashlib.sha256(npz.read_bytes()).hexdigest()  # checked on read-back
+    fault_point("record-arrays-written")
     atomic_write_json(path, body)
+    fault_point("record-written")
     rec.path = path
     return path
 
@@ -209,9 +286,10 @@ def read_record(path: str | Path) -> Record:
 
 
 def iter_records(results_dir: str | Path, kind: str | None = None,
-                 problems: list[str] | None = None) -> Iterator[Record]:
+                 problems: list[str] | None = None, corrupt: list[tuple[Path, str]] | None = None
+                 ) -> Iterator[Record]:
     """Every readable record (of ``kind``); corrupt ones are reported (a warning, and appended
-    to ``problems`` when given) and skipped."""
+    to ``problems`` when given, with their path to ``corrupt``) and skipped."""
     root = Path(results_dir) / "records"
     pattern = f"{kind}/*/*.json" if kind else "*/*/*.json"
     for path in sorted(root.glob(pattern)):
@@ -220,6 +298,8 @@ def iter_records(results_dir: str | Path, kind: str | None = None,
         except MembenchError as exc:
             if problems is not None:
                 problems.append(str(exc))
+            if corrupt is not None:
+                corrupt.append((path, str(exc)))
             warnings.warn(f"skipping {exc}", stacklevel=2)
 
 

@@ -10,6 +10,7 @@ from membench.core.errors import MembenchError
 def evaluate_l2ratio(model: Any, dataset: str, sampler_spec: str, n: int = 1000, seed: int = 0,
                      device: str = "cpu") -> dict[str, Any]:
     """Memorized fraction of a freshly trained model, for its model card (the one measurement path)."""
+    from membench.core.faults import fault_point
     from membench.data import load_dataset
     from membench.detectors.base import DetectorContext, make_detector
     from membench.measure import ImageSet, measure
@@ -18,6 +19,7 @@ def evaluate_l2ratio(model: Any, dataset: str, sampler_spec: str, n: int = 1000,
 
     ds = load_dataset(dataset)
     images, index = generate(model, make_sampler(sampler_spec), n, seed, ds.shape, device)
+    fault_point("distill-evaluating")  # the fault-loop tests stop here: samples made, not yet scored
     iset = ImageSet.of_images(images, {"name": "model-card", "role": "teacher", "sampler": sampler_spec}, ds,
                               seed=seed, noise_index=index)
     rec = measure([iset], [make_detector("l2ratio")], DetectorContext(device=device)).records[0]

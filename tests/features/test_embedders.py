@@ -172,3 +172,33 @@ def test_training_embeddings_cached(tmp_path):
     path.write_bytes(b"corrupt")
     fixed, cached = training_embeddings(emb, ds, tmp_path)
     assert not cached and np.array_equal(fixed, first)
+
+
+def test_training_embeddings_of_a_memmapped_set_are_written_whole_and_read_mapped(tmp_path, monkeypatch):
+    import membench.features.cache as fc
+    from membench.data.datasets import load_dataset as load
+
+    imgs = np.random.default_rng(0).uniform(-1, 1, (50, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "train.npy", imgs)
+    ds = load(str(tmp_path / "train.npy"))
+    assert isinstance(ds.images, np.memmap)
+    monkeypatch.setattr(fc, "CHUNK", 16)  # several chunks
+    monkeypatch.setattr(fc, "IN_MEMORY", 0)  # read back mapped, as a large entry would be
+    emb = make_embedder("pixels")
+    calls = []
+    real = emb.embed
+
+    def failing(x, device="cpu"):
+        calls.append(len(x))
+        if len(calls) == 3:
+            raise RuntimeError("interrupted")
+        return real(x, device)
+
+    monkeypatch.setattr(emb, "embed", failing)
+    with pytest.raises(RuntimeError):
+        fc.training_embeddings(emb, ds, tmp_path / "c")
+    assert not list((tmp_path / "c" / "embeddings").iterdir())  # nothing half-written is left
+    monkeypatch.setattr(emb, "embed", real)
+    vecs, cached = fc.training_embeddings(emb, ds, tmp_path / "c")
+    assert not cached and isinstance(vecs, np.memmap)
+    np.testing.assert_array_equal(vecs, real(imgs))

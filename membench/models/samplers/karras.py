@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -10,6 +10,16 @@ from membench.models.edm import RHO, SIGMA_MAX, SIGMA_MIN
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NoiseFn = Callable[[int], torch.Tensor]  # step -> extra noise (stochastic samplers only)
+
+
+def sigma_range(denoiser: Any, sigma_min: float | None, sigma_max: float | None) -> tuple[float, float]:
+    """The sampler's sigma range: its options, else the denoiser's own (``denoisers`` interface),
+    else EDM's 0.002 and 80 (a DDPM-family model's range is its schedule's: sigma_0 .. sigma_{T-1})."""
+    lo = sigma_min if sigma_min is not None else getattr(denoiser, "sigma_min", SIGMA_MIN)
+    hi = sigma_max if sigma_max is not None else getattr(denoiser, "sigma_max", SIGMA_MAX)
+    if not 0 < lo < hi:
+        raise ValueError(f"need 0 < sigma_min < sigma_max, got {lo}, {hi}")
+    return float(lo), float(hi)
 
 
 def karras_sigmas(n: int, sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX, rho: float = RHO) -> torch.Tensor:
@@ -25,11 +35,14 @@ def karras_sigmas(n: int, sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA
 
 @dataclass
 class KarrasODESampler:
-    """Shared config of the Karras-grid ODE samplers; ``steps`` noise levels plus 0."""
+    """Shared config of the Karras-grid ODE samplers; ``steps`` noise levels plus 0.
+
+    ``sigma_min``/``sigma_max`` default to the denoiser's range (0.002 and 80 for EDM models;
+    a DDPM-family schedule's own), so any parameterization runs on it."""
 
     steps: int = 18
-    sigma_min: float = SIGMA_MIN
-    sigma_max: float = SIGMA_MAX
+    sigma_min: float | None = None
+    sigma_max: float | None = None
     rho: float = RHO
     heun: bool = True
     # to_zero=True: `steps` Karras levels then a last step to sigma = 0 (Karras et al.).
@@ -47,15 +60,16 @@ class KarrasODESampler:
             return self.steps
         return 2 * self.steps - 1 if self.to_zero else 2 * self.steps
 
-    def grid(self) -> list[float]:
+    def grid(self, denoiser: Any = None) -> list[float]:
         """The sigmas visited, from sigma_max down; ``steps`` transitions."""
+        lo, hi = sigma_range(denoiser, self.sigma_min, self.sigma_max)
         if self.to_zero:
-            return karras_sigmas(self.steps, self.sigma_min, self.sigma_max, self.rho).tolist() + [0.0]
-        return karras_sigmas(self.steps + 1, self.sigma_min, self.sigma_max, self.rho).tolist()
+            return karras_sigmas(self.steps, lo, hi, self.rho).tolist() + [0.0]
+        return karras_sigmas(self.steps + 1, lo, hi, self.rho).tolist()
 
     @torch.no_grad()
     def sample(self, denoiser: Denoiser, z: torch.Tensor, noise_fn: NoiseFn | None = None) -> torch.Tensor:
-        sigmas = self.grid()
+        sigmas = self.grid(denoiser)
         x = z.to(torch.float32) * sigmas[0]
         for i in range(self.steps):
             s, s_next = sigmas[i], sigmas[i + 1]

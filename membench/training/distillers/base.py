@@ -80,10 +80,30 @@ def make_distiller(spec: str) -> Distiller:
 # ------------------------------------------------------------------ helpers shared by methods
 
 
-def copy_as(model: EDMDenoiser, boundary: bool) -> EDMDenoiser:
-    """A trainable copy of ``model`` with the EDM or the consistency (boundary) output scaling."""
-    out = copy.deepcopy(model)
-    out.config = EDMConfig(**{**model.config.to_dict(), "boundary": boundary})
+def student_config(teacher: Any, boundary: bool) -> EDMConfig:
+    """The EDM configuration of a student of ``teacher`` (any parameterization of
+    ``membench.models.denoisers``): an EDM teacher's own, with the boundary scaling or not; for
+    a DDPM-family teacher, EDM's defaults with the sigma range cut to the teacher's schedule
+    (sigma_min = max(0.002, sigma_0), sigma_max = min(80, sigma_{T-1}))."""
+    if isinstance(teacher, EDMDenoiser):
+        return EDMConfig(**{**teacher.config.to_dict(), "boundary": boundary})
+    base = EDMConfig()
+    return EDMConfig(sigma_min=max(base.sigma_min, float(teacher.sigma_min)),
+                     sigma_max=min(base.sigma_max, float(teacher.sigma_max)), boundary=boundary)
+
+
+def copy_as(model: Any, boundary: bool) -> EDMDenoiser:
+    """A trainable EDM copy of ``model`` with the EDM or the consistency (boundary) output scaling.
+
+    Students are always EDM-preconditioned (c_noise = 250 ln sigma), the convention diffusers'
+    ``ConsistencyModelPipeline`` loads; a DDPM-family teacher's UNet weights are the starting
+    point, under that preconditioning (its time input and scaling differ from the teacher's)."""
+    cfg = student_config(model, boundary)
+    if isinstance(model, EDMDenoiser):
+        out = copy.deepcopy(model)
+        out.config = cfg
+    else:
+        out = EDMDenoiser(copy.deepcopy(model.unet), cfg)
     return out.train().requires_grad_(True)
 
 

@@ -78,7 +78,7 @@ class ConsistencyDistillation(Distiller):
         target = copy_as(init, boundary=True).eval().requires_grad_(False)
         ema = copy_as(init, boundary=True).eval().requires_grad_(False)
         tracker = EMAVariants(ema, self.ema)
-        cfg = teacher.config
+        cfg = student.config  # the teacher's range (a DDPM teacher's, cut to EDM's)
         sig = karras_sigmas(self.levels, cfg.sigma_min, cfg.sigma_max).flip(0).to(device, torch.float32)  # ascending
         opt = torch.optim.RAdam(student.parameters(), lr=self.lr)
         next_batch = batches(x_all, self.batch_size, gen)

@@ -20,7 +20,8 @@ from membench.data import Dataset
 from membench.models.edm import EDMConfig, EDMDenoiser, build_unet
 from membench.core.errors import MembenchError
 from membench.models.samplers.karras import karras_sigmas
-from membench.training.distillers.base import DistillContext, Distiller, EMAVariants, StudentResult, batches, ema_update, training_loop
+from membench.training.distillers.base import (DistillContext, Distiller, EMAVariants, StudentResult, batches, ema_update,
+                                               student_config, training_loop)
 from membench.training.distillers.cd import distance
 
 
@@ -61,7 +62,7 @@ class ConsistencyTraining(Distiller):
     def initial_student(self, teacher: EDMDenoiser) -> EDMDenoiser:
         """Fresh, seeded weights in the teacher's architecture (never the teacher's weights)."""
         torch.manual_seed(self.seed)
-        cfg = EDMConfig(**{**teacher.config.to_dict(), "boundary": True})
+        cfg = student_config(teacher, boundary=True)
         unet_cfg = {k: v for k, v in teacher.unet.config.items() if not k.startswith("_")}
         return EDMDenoiser(build_unet(unet_cfg), cfg)
 

@@ -19,7 +19,8 @@ import torch
 from membench.data import Dataset
 from membench.models.edm import EDMDenoiser
 from membench.core.errors import MembenchError
-from membench.training.distillers.base import DistillContext, Distiller, EMAVariants, StudentResult, batches, copy_as, ema_update, training_loop
+from membench.training.distillers.base import (DistillContext, Distiller, EMAVariants, StudentResult, batches, copy_as, ema_update,
+                                               student_config, training_loop)
 
 
 def ramp(u: torch.Tensor, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
@@ -59,7 +60,7 @@ class ProgressiveDistillation(Distiller):
         torch.manual_seed(self.seed)
         gen = torch.Generator(device=device).manual_seed(self.seed)
         x_all = torch.from_numpy(np.ascontiguousarray(data.images)).to(device)
-        cfg = teacher.config
+        cfg = student_config(teacher, boundary=False)  # the teacher's range (a DDPM teacher's, cut to EDM's)
         current = teacher.to(device).eval().requires_grad_(False)
         next_batch = batches(x_all, self.batch_size, gen)
         stages, n_steps, total = [], self.start_steps, {"wall_time_s": 0.0}
