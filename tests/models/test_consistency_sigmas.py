@@ -14,7 +14,13 @@ def test_sigmas_option_sets_the_intermediate_levels() -> None:
 
 
 @pytest.mark.parametrize("spec", ["consistency:steps=2,sigmas=5/1.4", "consistency:steps=3,sigmas=1.4/5",
-                                  "consistency:steps=2,sigmas=100", "consistency:steps=2,sigmas=a"])
+                                  "consistency:steps=2,sigmas=100,sigma_max=80", "consistency:steps=2,sigmas=a"])
 def test_bad_sigmas_are_one_line_errors(spec: str) -> None:
     with pytest.raises(MembenchError):
         make_sampler(spec)
+
+
+def test_sigmas_outside_the_models_range_fail_when_the_range_is_known() -> None:
+    sampler = make_sampler("consistency:steps=2,sigmas=100")  # the range is the model's: known at sampling
+    with pytest.raises(MembenchError, match=r"must decrease inside the model's sigma range \(0.002, 80"):
+        sampler.taus()

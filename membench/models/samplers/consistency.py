@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from membench.core.errors import MembenchError
 from membench.models.edm import RHO
 from membench.models.samplers.karras import Denoiser, NoiseFn, karras_sigmas, sigma_range
 
@@ -88,7 +89,8 @@ class ConsistencySampler:
         if self.sigmas is not None:
             mids = self.intermediate()
             if any(not lo < b < a for a, b in zip([hi, *mids], mids)):
-                raise ValueError(f"sigmas {self.sigmas!r} must decrease inside the model's ({lo}, {hi})")
+                raise MembenchError(f"consistency: sigmas {self.sigmas!r} must decrease inside the model's "
+                                    f"sigma range ({lo}, {hi})")
             return [float(hi), *mids]
         grid = karras_sigmas(self.levels, lo, hi, self.rho).tolist()
         idx = parse_indices(self.indices) or [round(k * (self.levels - 1) / self.steps) for k in range(self.steps)]
