@@ -34,10 +34,19 @@ def resolve_detectors(detectors: str | Sequence[str]) -> tuple[list[Any], bool]:
     """Detector objects for the names, and whether every registered detector was asked for
     (then one that cannot run here becomes an ``unavailable`` row instead of an error)."""
     from membench.core.registry import names
+    from membench.core.specs import split_list
     from membench.detectors.base import make_detector
 
-    wanted = expand_names(detectors, names("detectors"))
-    return [make_detector(d) for d in wanted], wanted == names("detectors")
+    from membench.detectors import DETECTORS, OPT_IN_GROUP
+
+    group = DETECTORS.names(tag=OPT_IN_GROUP)  # opt-in (expensive): not in "all", named by the group
+    default = [n for n in names("detectors") if n not in group]
+    items = split_list(detectors) if isinstance(detectors, str) else list(detectors)
+    items = [x for item in items for x in (group if item == OPT_IN_GROUP else [item])]
+    wanted = expand_names(items, default)
+    if "all" in items:
+        wanted += [n for n in items if n != "all" and n not in wanted]
+    return [make_detector(d) for d in wanted], "all" in items
 
 
 def check_count(n: Any, what: str = "--n-samples") -> int:

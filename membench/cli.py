@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="measure how well detectors separate memorized from novel images (AUC table)")
     p.add_argument("--detector", "--detectors", dest="detectors", default="all", help="NAME[:k=v][,NAME...] or all (default: all)")
     p.add_argument("--model", "--models", dest="models", default="teacher", help="model(s) whose training set and samples are used (default: teacher)")
-    p.add_argument("--tasks", default="copies-noise,copies-shift,generated", help="comma-separated: copies-noise, copies-shift, generated")
+    p.add_argument("--tasks", default="copies-noise,copies-shift,copies-flip,generated",
+                   help="comma-separated: copies-noise, copies-shift, copies-flip, generated")
     p.add_argument("--n-samples", type=int, default=1000, help="generated samples (task 'generated')")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", type=float, default=0.1, help="std of the Gaussian perturbation (task copies-noise)")

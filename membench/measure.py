@@ -135,10 +135,21 @@ def run_detector(iset: ImageSet, det: "Detector", ctx: "DetectorContext", keep_u
             raise
         rec.status, rec.reason = "unavailable", str(exc)
         return rec
+    from membench.detectors.calibration import calibrate
+
+    out, control = calibrate(det, out, iset.train, ctx)  # held-out false-flag rate; fpr= thresholds
     rec.metrics, rec.stats = memorization_metrics(out, det.higher_is_memorized)
+    rec.metrics.update(getattr(out, "metrics", None) or {})  # model- and set-level tests' own metrics
     rec.stats["detect_seconds"] = round(time.time() - t0, 3)
     rec.info = dict(out.info)
-    rec.arrays = {"noise_index": noise_index, "scores": out.scores, "flags": out.flags, "nearest": out.nearest,
+    if control is not None:
+        rec.metrics["heldout_flagged"] = Metric(control["flagged"], tuple(control["interval"]), "wilson95",
+                                                "held-out images", higher_is_better=False)
+        rec.null = {**(rec.null or {}), "heldout": {k: v for k, v in control.items() if k != "scores"}}
+        rec.info["calibration"] = {"control": f"held-out images of {iset.train.spec}, never trained on",
+                                   "threshold": control["threshold"], "fpr_target": control["fpr_target"]}
+    # a model-level test scores images of its own (members, non-members), not the samples
+    rec.arrays = {"noise_index": noise_index if len(noise_index) == len(out.scores) else out.nearest, "scores": out.scores, "flags": out.flags, "nearest": out.nearest,
                   **{f"extra_{k}": v for k, v in out.extras.items()}}
     if iset.labels is not None:
         rec.arrays["labels"] = iset.labels

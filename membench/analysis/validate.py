@@ -6,6 +6,7 @@ Tasks (per model; the reference set is the model's training set):
   noise (std ``noise`` in [-1, 1] units, clipped), so only membership differs;
 * ``copies-shift``: the same with a one-pixel translation in a random direction (background
   filled), an edit that moves every pixel and defeats pixel distances;
+* ``copies-flip``: the same with a left-right mirror image (robustness to flips);
 * ``generated``: the model's own samples, labelled memorized by the L2-ratio test
   (nearest / second-nearest training distance < 1/3) and novel otherwise. The ``l2ratio``
   row of this task is 1 by construction and ``carlini`` shares its distances: read those
@@ -31,7 +32,7 @@ from membench.detectors.base import DetectorContext, make_detector
 from membench.core.errors import MembenchError
 from membench.store.records import Metric, Record
 
-TASKS = ("copies-noise", "copies-shift", "generated")
+TASKS = ("copies-noise", "copies-shift", "generated", "copies-flip")
 COLUMNS = ["model", "train_data", "detector", "task", "seed", "n_pos", "n_neg", "status", "auc", "auc_ci_low",
            "auc_ci_high", "tpr_at_1fpr", "tpr_ci_low", "tpr_ci_high", "threshold_at_1fpr", "flag_rate_pos",
            "flag_rate_neg", "note", "seconds"]
@@ -58,15 +59,21 @@ def perturb_shift(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def perturb_flip(images: np.ndarray) -> np.ndarray:
+    """Mirror each image left-right (a copy a pixel detector should still catch: it does not)."""
+    return np.ascontiguousarray(images[..., ::-1])
+
+
 def task_images(task: str, spec: Any, train: Dataset, n_samples: int, seed: int, noise: float, device: str,
                 cache_dir: Path | None, progress: bool) -> tuple[np.ndarray, np.ndarray]:
     """(images, labels): label 1 = memorized (a training image or a copy of one), 0 = novel."""
-    if task in ("copies-noise", "copies-shift"):
+    if task in ("copies-noise", "copies-shift", "copies-flip"):
         if train.heldout is None or len(train.heldout) == 0:
             raise MembenchError(f"validate: {train.spec} has no held-out images (task {task})")
         rng = np.random.default_rng([seed, TASKS.index(task)])
         images = np.concatenate([np.asarray(train.images, np.float32), np.asarray(train.heldout, np.float32)])
-        images = perturb_noise(images, noise, rng) if task == "copies-noise" else perturb_shift(images, rng)
+        images = (perturb_noise(images, noise, rng) if task == "copies-noise" else
+                  perturb_shift(images, rng) if task == "copies-shift" else perturb_flip(images))
         labels = np.r_[np.ones(len(train), bool), np.zeros(len(train.heldout), bool)]
         return images, labels
     if task == "generated":
@@ -132,6 +139,13 @@ def validate(models: str | Sequence[str] = "teacher", detectors: str | Sequence[
         raise MembenchError(f"unknown task(s) {bad or task_list}; known: {', '.join(TASKS)}")
     specs = [resolve_model(m) for m in expand_names(models, names("models"))]
     dets, everything = resolve_detectors(detectors)
+    # set- and model-level tests (nn-heldout, copying, mmd-heldout, membership) do not score the
+    # given images as copies one by one (they use the held-out images themselves): not validated here
+    skipped = [d.registry_name for d in dets if getattr(d, "level", "image") != "image"]
+    dets = [d for d in dets if d.registry_name not in skipped]
+    if not dets:
+        raise MembenchError(f"validate: {', '.join(skipped)} are set- or model-level tests with their own nulls; "
+                            "validate scores per-image copy detectors")
     device = resolve_device(device)
     results_dir = check_output_dir(resolve_results(results_dir))
     cache = Path(cache_dir) if cache_dir else None

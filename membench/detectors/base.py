@@ -54,6 +54,9 @@ class DetectorOutput:
     nearest: np.ndarray  # (N,) int: index of the matched training image
     extras: dict[str, np.ndarray] = field(default_factory=dict)  # other per-sample arrays
     info: dict[str, Any] = field(default_factory=dict)  # how it was computed (preprocessing, weights)
+    # Model- or set-level statistics beside the per-sample fraction (membership AUC, C_T, MMD),
+    # name -> membench.store.records.Metric; stored in the record's metrics.
+    metrics: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.scores)
@@ -71,9 +74,20 @@ class Detector:
     # The score direction: True when a larger score means "more memorized" (similarities),
     # False for distances/ratios. No default: every detector must say it (checked on load).
     higher_is_memorized: ClassVar[bool]
+    # Run on the held-out images too (their false-flag rate; ``fpr=`` thresholds): per-image copy
+    # scores only (membench.detectors.calibration). Model- and set-level tests set False.
+    calibrate_on_heldout: ClassVar[bool] = True
+    # "image": a per-image copy score of the given images (validated by `membench validate`);
+    # "set": a test of the sample set against training vs held-out images; "model": a test of the
+    # model itself (membership inference), which does not use the samples.
+    level: ClassVar[str] = "image"
+    fpr_target: float | None = None  # set by make_detector from ``fpr=`` (not a dataclass field)
 
     def config(self) -> dict[str, Any]:
-        return asdict(self) if hasattr(self, "__dataclass_fields__") else {}
+        cfg = asdict(self) if hasattr(self, "__dataclass_fields__") else {}
+        if self.fpr_target is not None:
+            cfg["fpr"] = self.fpr_target  # the threshold comes from the held-out images
+        return cfg
 
     def check(self) -> None:
         """Validate the configuration; raise MembenchError with one line if it is bad."""
@@ -117,7 +131,12 @@ def make_detector(spec: str) -> Detector:
     elif cls is None:
         raise DETECTORS.unknown(name)
     params.update(overrides)
+    from membench.detectors.calibration import take_fpr
+
+    fpr = take_fpr(cls, params)
     det = DETECTORS.instantiate(name, cls, params)
+    if fpr is not None:
+        det.fpr_target = fpr
     det.check()
     det.display_name = spec if overrides else name
     return det

@@ -185,10 +185,14 @@ def _load_diffusers(p: Path, declared: str | None, device: str | torch.device) -
 
 
 def save_denoiser(model: EDMDenoiser, out: str | Path, meta: dict[str, Any], card: Any = None,
-                  force: bool = False) -> Path:
+                  force: bool = False, variants: dict[str, EDMDenoiser] | None = None) -> Path:
     """Write a checkpoint folder atomically (temp folder, then one rename). ``card``: the model
     card's text, or a function of the staged folder returning it (a card that cites the weights'
-    hash), so that the folder appears whole, card included, or not at all."""
+    hash), so that the folder appears whole, card included, or not at all.
+
+    ``variants`` (other weights of the same model, e.g. a distiller's raw and bias-corrected
+    EMA weights) go into ``variants/<name>/``, each a checkpoint folder of its own (loadable
+    by path), inside the same atomic write."""
     out = Path(out)
     with atomic_directory(out, force=force) as tmp:
         model.unet.save_pretrained(tmp / "unet", safe_serialization=True)
@@ -200,6 +204,10 @@ def save_denoiser(model: EDMDenoiser, out: str | Path, meta: dict[str, Any], car
             write_consistency_pipeline(tmp, model.config, meta.get("sampler"))
         if card is not None:
             (tmp / "README.md").write_text(card)
+        for name, var in (variants or {}).items():
+            var.unet.save_pretrained(tmp / "variants" / name / "unet", safe_serialization=True)
+            atomic_write_json(tmp / "variants" / name / META_FILE,
+                              {**full, "variant": name, "edm": var.config.to_dict()})
     return out
 
 

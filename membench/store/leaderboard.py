@@ -22,7 +22,14 @@ COLUMNS = [
     "n_samples", "seed", "status", "memorized", "ci_low", "ci_high", "n_flagged", "score_median", "note",
     "sample_key",
     "checkpoint",  # content hash of the weights: tells a stale result (older checkpoint) from the current one
+    # calibration: the share of never-trained held-out images the same test flags (its floor)
+    "heldout_flagged", "heldout_flagged_ci_low", "heldout_flagged_ci_high",
 ]
+# Model- and set-level statistics some tests add (membership AUC / TPR at 1% FPR, C_T, MMD);
+# each with _ci_low/_ci_high when it has an interval, NaN for the other tests.
+TEST_METRICS = ("auc", "tpr_at_1fpr", "ct", "ct_null", "mmd_stat", "mmd_p")
+WITH_INTERVAL = ("heldout_flagged", "auc", "tpr_at_1fpr")
+COLUMNS += [c for m in TEST_METRICS for c in ((m, f"{m}_ci_low", f"{m}_ci_high") if m in WITH_INTERVAL else (m,))]
 REFERENCES = ("heldout", "train")
 QUALITY_COLUMNS = ["quality_extractor"] + [
     c for ref in REFERENCES for c in (
@@ -53,7 +60,21 @@ def detection_row(rec: Record) -> dict[str, Any]:
         # unavailable: the reason; ok: what the detector converted (e.g. gray -> RGB for an embedder)
         "note": rec.reason or rec.info.get("note", ""),
         "sample_key": rec.samples.get("key"), "checkpoint": m.get("checkpoint_hash") or "",
+        **metric_columns(rec, ("heldout_flagged", *TEST_METRICS)),
     }
+
+
+def metric_columns(rec: Record, names: Iterable[str]) -> dict[str, float]:
+    """``name`` (and ``name_ci_low``/``_ci_high`` for WITH_INTERVAL) of each metric (NaN when absent)."""
+    nan = float("nan")
+    out: dict[str, float] = {}
+    for name in names:
+        metric = rec.metrics.get(name)
+        out[name] = metric.value if metric is not None else nan
+        if name in WITH_INTERVAL:
+            lo, hi = metric.interval if metric is not None and metric.interval else (nan, nan)
+            out[f"{name}_ci_low"], out[f"{name}_ci_high"] = lo, hi
+    return out
 
 
 def quality_columns_of(rec: Record) -> dict[str, Any]:

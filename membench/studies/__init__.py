@@ -19,6 +19,8 @@ STUDIES = Registry("studies", noun="study", required={
                            "student memorization (every detector), nearest-image agreement and quality vs distillation length"),
     "training-time": Lazy("membench.studies.training_time:TrainingTimeStudy",
                           "teacher and CD-student memorization/quality at checkpoints along the teacher's training"),
+    "seeds": Lazy("membench.studies.seeds:SeedsStudy",
+                  "CD students over teacher x distillation seeds (raw, EMA, bias-corrected EMA) with nulls and controls"),
     "sweep": Lazy("membench.studies.sweep:SweepStudy",
                   "teacher and CD-student memorization/quality vs training-set size (same budget per size)",
                   tags=("command",)),

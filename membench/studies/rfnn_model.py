@@ -260,18 +260,22 @@ class CDResult:
 
 def consistency_distill(rf: RandomFeatures, A: np.ndarray, X: np.ndarray, probs: list[LevelProblem], iterations: int,
                         batch: int = 256, lr_scale: float = 0.5, mu: float = 0.0, seed: int = 0,
-                        snapshot_at: tuple[int, ...] = ()) -> CDResult:
+                        snapshot_at: tuple[int, ...] = (), init: str = "teacher") -> CDResult:
     """CD of the teacher A into a student B (same W), every level k >= 1 updated each iteration.
 
     Loss at level k: mean || f_k(x + sigma_k z) - f^target_{k-1}(Heun_teacher(x + sigma_k z)) ||^2,
     gradient steps of size lr_scale / (2 sigma_k^4 lambda_max(U_k)) (the loss's Hessian in B_k is
     2 sigma_k^4 times a feature Gram matrix, so each level gets its own stable step).
+    ``init``: "teacher" starts B at A (as CD does), "zero" independently of the teacher (B = 0,
+    where the teacher's own training started), so what the student keeps is learned, not inherited.
     """
+    if init not in ("teacher", "zero"):
+        raise MembenchError(f"rfnn cd: init must be 'teacher' or 'zero', got {init!r}")
     if iterations < 0 or batch <= 0 or not 0 <= mu < 1:
         raise MembenchError("rfnn cd: iterations >= 0, batch > 0 and 0 <= mu < 1 are required")
     rng = np.random.default_rng([seed, 7])
     L = len(rf.sigmas)
-    B = A.copy()
+    B = A.copy() if init == "teacher" else np.zeros_like(A)
     B[0] = 0.0  # boundary condition f_0 = identity at sigma_min
     target = B.copy()
     res = CDResult(B=B)

@@ -52,6 +52,9 @@ class RFNNStudy(Study):
     cd_snapshots: tuple = (0, 10, 100, 300, 1000, 3000)
     sample_steps: tuple = (1, 2, 4)
     sizes: tuple = (4, 8, 16, 32, 64)  # numbers of training points for the onset-vs-n curve (empty: skip)
+    sizes_max_steps: float = 1e12  # the onset curve's GD time grid runs to here (exact: any length costs the same)
+    sizes_time_points: int = 25
+    independent_student: bool = True  # also distil a student started at B = 0 (not from the teacher)
     n_samples: int = 1000
     threshold: float = 1.0 / 3.0
     seed: int = 0
@@ -150,21 +153,27 @@ class RFNNStudy(Study):
                          "median_dist_to_teacher_sample": float(np.median(np.linalg.norm(c_x - t_x, axis=1))),
                          "update_energy_frac_small": np.nan,
                          **rfnn.weight_split(A[k_star], probs[k_star], splits[k_star])})
-        for it, B in sorted(cd.snapshots.items()):
-            upd = rfnn.weight_split(B[k_star] - A[k_star], probs[k_star], splits[k_star])["energy_frac_small"]
-            loss = float(np.mean(cd.losses[max(0, it - 10):it])) if it else np.nan
-            for steps in self.sample_steps:
-                s_x = rfnn.consistency_sample(rf, B, z, int(steps), extra)
-                s_mem = rfnn.memorization(s_x, data.train, self.threshold)
-                same = int(np.sum(s_mem["nearest"] == t_mem["nearest"]))
-                lo, hi = wilson_interval(same, self.n_samples)
-                rows.append({"model": "student", "cd_iterations": it, "steps": int(steps), "sampler": "consistency",
-                             **{k: v for k, v in s_mem.items() if k not in ("nearest", "flags")},
-                             "fd_population": rfnn.frechet_distance(s_x, data.test), "cd_loss": loss,
-                             "nearest_agreement": same / self.n_samples, "agree_ci_low": lo, "agree_ci_high": hi,
-                             "median_dist_to_teacher_sample": float(np.median(np.linalg.norm(s_x - t_x, axis=1))),
-                             "update_energy_frac_small": upd,
-                             **rfnn.weight_split(B[k_star], probs[k_star], splits[k_star])})
+        runs = [("student", cd)]
+        if self.independent_student:
+            runs.append(("student-independent",
+                         rfnn.consistency_distill(rf, A, data.train, probs, self.cd_iterations, self.cd_batch,
+                                                  self.cd_lr, self.cd_mu, self.seed, snapshot_at=snaps, init="zero")))
+        for model, run in runs:
+            for it, B in sorted(run.snapshots.items()):
+                upd = rfnn.weight_split(B[k_star] - A[k_star], probs[k_star], splits[k_star])["energy_frac_small"]
+                loss = float(np.mean(run.losses[max(0, it - 10):it])) if it else np.nan
+                for steps in self.sample_steps:
+                    s_x = rfnn.consistency_sample(rf, B, z, int(steps), extra)
+                    s_mem = rfnn.memorization(s_x, data.train, self.threshold)
+                    same = int(np.sum(s_mem["nearest"] == t_mem["nearest"]))
+                    lo, hi = wilson_interval(same, self.n_samples)
+                    rows.append({"model": model, "cd_iterations": it, "steps": int(steps), "sampler": "consistency",
+                                 **{k: v for k, v in s_mem.items() if k not in ("nearest", "flags")},
+                                 "fd_population": rfnn.frechet_distance(s_x, data.test), "cd_loss": loss,
+                                 "nearest_agreement": same / self.n_samples, "agree_ci_low": lo, "agree_ci_high": hi,
+                                 "median_dist_to_teacher_sample": float(np.median(np.linalg.norm(s_x - t_x, axis=1))),
+                                 "update_energy_frac_small": upd,
+                                 **rfnn.weight_split(B[k_star], probs[k_star], splits[k_star])})
         distill = pd.DataFrame(rows)
 
         levels = pd.DataFrame([{"level": k, "sigma": pr.sigma, "n_large": splits[k],
@@ -192,7 +201,7 @@ class RFNNStudy(Study):
     def _sizes(self, z: np.ndarray) -> pd.DataFrame:
         """Generalization time and memorization onset against the number of training points."""
         rows = []
-        grid = self._time_grid()
+        grid = np.unique(np.round(np.logspace(0, np.log10(self.sizes_max_steps), self.sizes_time_points)))
         for n in self.sizes:
             data, rf, probs = self._setup(int(n))
             k_star = int(np.argmin(np.abs(rf.sigmas - self.analyze_sigma)))
@@ -202,9 +211,15 @@ class RFNNStudy(Study):
                 pop.append(rfnn.population_loss(rf, A, k_star, data.test, 8, self.seed))
                 mem.append(rfnn.memorization(rfnn.heun_teacher(rf, A, z), data.train, self.threshold)["memorized"])
             onset = next((t for t, m in zip(grid, mem) if m >= 0.5), np.nan)
+            # onset relative to where memorization ends (the theory's tau_mem ~ n): the first grid
+            # time at which half of the final memorized fraction is reached; and the first at 0.1
+            rel = next((t for t, m in zip(grid, mem) if mem[-1] > 0 and m >= 0.5 * mem[-1]), np.nan)
+            low = next((t for t, m in zip(grid, mem) if m >= 0.1), np.nan)
             rows.append({"n": int(n), "gd_steps_min_population_loss": grid[int(np.argmin(pop))],
                          "min_population_loss": float(np.min(pop)), "gd_steps_half_memorized": onset,
-                         "memorized_at_end": mem[-1], "lambda_max": probs[k_star].lam[0]})
+                         "gd_steps_half_of_final_memorized": rel, "gd_steps_memorized_0.1": low,
+                         "memorized_at_end": mem[-1], "max_gd_steps": float(grid[-1]),
+                         "lambda_max": probs[k_star].lam[0]})
         return pd.DataFrame(rows)
 
     def _figures(self, out: Path, t: dict[str, pd.DataFrame], k_star: int, sigma: float) -> None:
@@ -275,6 +290,7 @@ class RFNNStudy(Study):
             fig, ax = plt.subplots(figsize=(5, 3.6))
             ax.loglog(sz.n, sz.gd_steps_min_population_loss, "o-", label="generalization (min population loss)")
             ax.loglog(sz.n, sz.gd_steps_half_memorized, "s-", label="memorization onset (50% copies)")
+            ax.loglog(sz.n, sz.gd_steps_half_of_final_memorized, "^-", label="onset (half of the final fraction)")
             ax.set_xlabel("training points n"), ax.set_ylabel("gradient-descent steps"), ax.legend(fontsize=7)
             write_figure(out, "sizes", fig)
 

@@ -150,7 +150,8 @@ def distill_from_registry(teacher: str, method: str, out: str | Path | None = No
     def card(staged: Path) -> str:
         return render(name, kind, command, record, file_sha256(staged / WEIGHTS), evaluation)
 
-    save_denoiser(student, target, student_meta, card=card, force=replace)  # weights, metadata and card: one rename
+    save_denoiser(student, target, student_meta, card=card, force=replace,
+                  variants=getattr(result, "variants", None) or None)  # weights, metadata and card: one rename
     fault_point("distill-checkpoint-placed")
     try:
         ckpt = os.path.relpath(target.resolve(), root.resolve())

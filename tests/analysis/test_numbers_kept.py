@@ -13,6 +13,7 @@ import pytest
 import membench
 
 DATA = Path(__file__).resolve().parents[1] / "fixtures"
+ADDED_SINCE = {"nn-heldout", "copying", "mmd-heldout"}  # issue 14: in `all`, not in the reference
 
 
 @pytest.mark.slow
@@ -24,7 +25,9 @@ def test_run_all_reproduces_the_numbers_recorded_before_the_redesign(tmp_path):
                          results_dir=tmp_path / "res", cache_dir=tmp_path / "cache")
     ok = board[board["status"] == "ok"]
     got = {f"{r.model}|{r.detector}": r for r in ok.itertuples()}
-    assert set(got) == set(ref["rows"])  # same pairs ran (sscd and clip: no weights offline, then and now)
+    # same pairs ran (sscd and clip: no weights offline, then and now), plus the set-level tests added since
+    added = {k for k in got if k.split("|")[1] in ADDED_SINCE}
+    assert set(got) - added == set(ref["rows"])
     for key, want in ref["rows"].items():
         row = got[key]
         for col, value in want.items():

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from membench.core.errors import MembenchError
 from membench.models.edm import RHO
 from membench.models.samplers.karras import Denoiser, NoiseFn, karras_sigmas, sigma_range
 
@@ -35,8 +36,11 @@ class ConsistencySampler:
     ``levels`` (default 18, the distillation grid): 1 step -> sigma_max; 2 steps -> indices 0, 8.
     ``indices="0/22"`` chooses the intermediate levels instead (increasing grid indices; the
     published 2-step ImageNet-64 schedule is ``levels=40,indices=0/22``, diffusers'
-    ``timesteps=[22, 0]``); ``steps`` is then their count. ``sigma_min``/``sigma_max`` default
-    to the denoiser's (its scheduler's).
+    ``timesteps=[22, 0]``); ``steps`` is then their count. ``sigmas`` sets the intermediate
+    levels by value instead: one number (``consistency:steps=2,sigmas=1.4``) or several separated
+    by ``/`` (``steps=3,sigmas=5/1.4``), decreasing, inside (sigma_min, sigma_max); the first step
+    is always at sigma_max (Song et al. 2023 use sigma ~ 1.4 for 2-step ImageNet-64 sampling).
+    ``sigma_min``/``sigma_max`` default to the denoiser's (its scheduler's).
     """
 
     steps: int = 1
@@ -45,8 +49,20 @@ class ConsistencySampler:
     sigma_max: float | None = None
     rho: float = RHO
     indices: str | None = None
+    sigmas: float | str | None = None  # the intermediate levels by value (steps - 1 of them)
 
     def __post_init__(self) -> None:
+        if self.indices is not None and self.sigmas is not None:
+            raise ValueError("give the intermediate levels either as indices= or as sigmas=, not both")
+        if self.sigmas is not None:
+            mids = self.intermediate()
+            if len(mids) != self.steps - 1:
+                raise ValueError(f"sigmas gives {len(mids)} intermediate level(s); steps={self.steps} needs "
+                                 f"{self.steps - 1}")
+            lo = self.sigma_min if self.sigma_min is not None else 0.0
+            chain = [self.sigma_max if self.sigma_max is not None else float("inf"), *mids]
+            if any(not lo < b < a for a, b in zip(chain, chain[1:])):
+                raise ValueError(f"sigmas must decrease inside (sigma_min, sigma_max), got {self.sigmas!r}")
         idx = parse_indices(self.indices)
         if idx is not None:
             if idx != sorted(set(idx)) or idx[0] < 0 or idx[-1] >= self.levels:
@@ -59,8 +75,23 @@ class ConsistencySampler:
     def nfe(self) -> int:
         return self.steps
 
+    def intermediate(self) -> list[float]:
+        if self.sigmas is None:
+            return []
+        parts = [self.sigmas] if isinstance(self.sigmas, (int, float)) else str(self.sigmas).split("/")
+        try:
+            return [float(p) for p in parts if str(p).strip()]
+        except ValueError:
+            raise ValueError(f"sigmas must be numbers separated by '/', got {self.sigmas!r}") from None
+
     def taus(self, model: Any = None) -> list[float]:
         lo, hi = sigma_range(model, self.sigma_min, self.sigma_max)
+        if self.sigmas is not None:
+            mids = self.intermediate()
+            if any(not lo < b < a for a, b in zip([hi, *mids], mids)):
+                raise MembenchError(f"consistency: sigmas {self.sigmas!r} must decrease inside the model's "
+                                    f"sigma range ({lo}, {hi})")
+            return [float(hi), *mids]
         grid = karras_sigmas(self.levels, lo, hi, self.rho).tolist()
         idx = parse_indices(self.indices) or [round(k * (self.levels - 1) / self.steps) for k in range(self.steps)]
         return [grid[i] for i in idx]

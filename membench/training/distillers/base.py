@@ -36,6 +36,13 @@ class DistillContext:
     # these iterations (0 = before the first step) by distillers that support it (cd).
     snapshot_at: tuple[int, ...] = ()
     on_snapshot: Callable[[int, EDMDenoiser], None] | None = None
+    # Also at those iterations: on_snapshot_variants(iteration, {"raw": ..., "ema-corrected": ...})
+    # (the weights beside the saved EMA; see EMAVariants), for convergence studies.
+    on_snapshot_variants: Callable[[int, dict[str, EDMDenoiser]], None] | None = None
+    # The student's starting weights for distillers that start from the teacher's (cd): None is
+    # the teacher itself; a network is needed when the teacher has no weights (a closed-form
+    # denoiser, membench.models.optimal) or to start the student independently of the teacher.
+    student_init: EDMDenoiser | None = None
 
 
 @dataclass
@@ -43,6 +50,9 @@ class StudentResult:
     student: EDMDenoiser
     sampler: str  # e.g. "consistency:steps=1"
     record: dict[str, Any] = field(default_factory=dict)
+    # Weights saved beside the student (the EMA): "raw" (the optimizer's last iterate) and
+    # "ema-corrected" (the EMA without its initial weights' mass); written under variants/<name>.
+    variants: dict[str, EDMDenoiser] = field(default_factory=dict)
 
 
 class Distiller:
@@ -119,7 +129,10 @@ def training_loop(n_steps: int, step_fn: Callable[[int], float], desc: str, prog
             if k % 100 == 0:
                 bar.update(loss=sum(losses[-100:]) / len(losses[-100:]))
     tail = losses[-200:] or [float("nan")]
-    return {"wall_time_s": round(time.time() - t0, 1), "final_loss": sum(tail) / len(tail), "iterations": n_steps}
+    # mean loss per block of 100 iterations: what a plateau rule reads (studies/convergence.py)
+    curve = [sum(losses[i:i + 100]) / len(losses[i:i + 100]) for i in range(0, len(losses), 100)]
+    return {"wall_time_s": round(time.time() - t0, 1), "final_loss": sum(tail) / len(tail), "iterations": n_steps,
+            "loss_curve_per_100": curve}
 
 
 def batches(data: torch.Tensor, batch_size: int, gen: torch.Generator) -> Callable[[], torch.Tensor]:
@@ -130,3 +143,31 @@ def batches(data: torch.Tensor, batch_size: int, gen: torch.Generator) -> Callab
         return data[torch.randperm(n, generator=gen, device=data.device)[:b]]
 
     return next_batch
+
+
+class EMAVariants:
+    """The raw weights and a bias-corrected EMA beside an EMA that starts from ``init``.
+
+    After k updates with decay d the EMA is d^k w_0 + (1 - d) sum_j d^(k-j) w_j: a share d^k
+    of it is still the initial weights (22% after 1,500 iterations at d = 0.999). The
+    corrected average (EMA_k - d^k w_0) / (1 - d^k) removes that share and renormalizes (Adam's
+    bias correction, generalized to a non-zero start), so it averages trained iterates only.
+    """
+
+    def __init__(self, init: torch.nn.Module, decay: float) -> None:
+        self.init = [p.detach().clone() for p in init.parameters()]
+        self.decay = float(decay)
+
+    @torch.no_grad()
+    def corrected(self, ema: EDMDenoiser, k: int) -> EDMDenoiser:
+        out = copy.deepcopy(ema).eval().requires_grad_(False)
+        left = self.decay ** int(k)
+        if k <= 0 or left >= 1.0:
+            return out  # no update yet: the EMA is the initial weights
+        for po, p0 in zip(out.parameters(), self.init):
+            po.sub_(left * p0).div_(1.0 - left)
+        return out
+
+    def variants(self, student: EDMDenoiser, ema: EDMDenoiser, k: int) -> dict[str, EDMDenoiser]:
+        raw = copy.deepcopy(student).eval().requires_grad_(False)
+        return {"raw": raw, "ema-corrected": self.corrected(ema, k)}

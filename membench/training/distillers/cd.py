@@ -19,7 +19,8 @@ from membench.data import Dataset
 from membench.models.edm import EDMDenoiser
 from membench.core.errors import MembenchError, UnavailableError
 from membench.models.samplers.karras import karras_sigmas
-from membench.training.distillers.base import DistillContext, Distiller, StudentResult, batches, copy_as, ema_update, training_loop
+from membench.training.distillers.base import (DistillContext, Distiller, EMAVariants, StudentResult, batches, copy_as,
+                                               ema_update, training_loop)
 
 
 def heun_step(teacher: EDMDenoiser, x: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
@@ -72,9 +73,11 @@ class ConsistencyDistillation(Distiller):
         gen = torch.Generator(device=device).manual_seed(self.seed)
         x_all = torch.from_numpy(np.ascontiguousarray(data.images)).to(device)
         teacher = teacher.to(device).eval().requires_grad_(False)
-        student = copy_as(teacher, boundary=True)
-        target = copy_as(teacher, boundary=True).eval().requires_grad_(False)
-        ema = copy_as(teacher, boundary=True).eval().requires_grad_(False)
+        init = (ctx.student_init if ctx.student_init is not None else teacher).to(device)
+        student = copy_as(init, boundary=True)
+        target = copy_as(init, boundary=True).eval().requires_grad_(False)
+        ema = copy_as(init, boundary=True).eval().requires_grad_(False)
+        tracker = EMAVariants(ema, self.ema)
         cfg = student.config  # the teacher's range (a DDPM teacher's, cut to EDM's)
         sig = karras_sigmas(self.levels, cfg.sigma_min, cfg.sigma_max).flip(0).to(device, torch.float32)  # ascending
         opt = torch.optim.RAdam(student.parameters(), lr=self.lr)
@@ -83,6 +86,8 @@ class ConsistencyDistillation(Distiller):
         def snapshot(k: int) -> None:
             if ctx.on_snapshot is not None and k in ctx.snapshot_at:
                 ctx.on_snapshot(k, ema)
+            if ctx.on_snapshot_variants is not None and k in ctx.snapshot_at:
+                ctx.on_snapshot_variants(k, tracker.variants(student, ema, k))
 
         snapshot(0)
 
@@ -106,4 +111,5 @@ class ConsistencyDistillation(Distiller):
 
         stats = training_loop(self.iterations, step, f"cd from {ctx.teacher_name}", ctx.progress)
         sampler = f"consistency:steps={self.sample_steps},levels={self.levels}"
-        return StudentResult(student=ema.eval(), sampler=sampler, record={"config": asdict(self), **stats})
+        return StudentResult(student=ema.eval(), sampler=sampler, record={"config": asdict(self), **stats},
+                             variants=tracker.variants(student, ema, self.iterations))

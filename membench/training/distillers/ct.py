@@ -20,7 +20,7 @@ from membench.data import Dataset
 from membench.models.edm import EDMConfig, EDMDenoiser, build_unet
 from membench.core.errors import MembenchError
 from membench.models.samplers.karras import karras_sigmas
-from membench.training.distillers.base import (DistillContext, Distiller, StudentResult, batches, ema_update,
+from membench.training.distillers.base import (DistillContext, Distiller, EMAVariants, StudentResult, batches, ema_update,
                                                student_config, training_loop)
 from membench.training.distillers.cd import distance
 
@@ -71,6 +71,7 @@ class ConsistencyTraining(Distiller):
         student = self.initial_student(teacher).to(device).train()
         ema = self.initial_student(teacher).to(device).eval().requires_grad_(False)
         ema.load_state_dict(student.state_dict())
+        tracker = EMAVariants(ema, self.ema)
         del teacher  # teacher-free from here on
         gen = torch.Generator(device=device).manual_seed(self.seed)
         x_all = torch.from_numpy(np.ascontiguousarray(data.images)).to(device)
@@ -104,4 +105,5 @@ class ConsistencyTraining(Distiller):
         sampler = f"consistency:steps={self.sample_steps}"
         record = {"config": asdict(self), **stats, "final_levels": curriculum(max(self.iterations - 1, 0),
                                                                               self.iterations, self.s0, self.s1)}
-        return StudentResult(student=ema.eval(), sampler=sampler, record=record)
+        return StudentResult(student=ema.eval(), sampler=sampler, record=record,
+                             variants=tracker.variants(student, ema, self.iterations))

@@ -19,7 +19,7 @@ import torch
 from membench.data import Dataset
 from membench.models.edm import EDMDenoiser
 from membench.core.errors import MembenchError
-from membench.training.distillers.base import (DistillContext, Distiller, StudentResult, batches, copy_as, ema_update,
+from membench.training.distillers.base import (DistillContext, Distiller, EMAVariants, StudentResult, batches, copy_as, ema_update,
                                                student_config, training_loop)
 
 
@@ -67,6 +67,7 @@ class ProgressiveDistillation(Distiller):
         while n_steps >= self.final_steps:
             student = copy_as(current, boundary=False)
             ema = copy.deepcopy(student).eval().requires_grad_(False)
+            tracker = EMAVariants(ema, self.ema)  # per stage: each stage's EMA starts at its teacher
             opt = torch.optim.Adam(student.parameters(), lr=self.lr)
             sched = torch.optim.lr_scheduler.LambdaLR(
                 opt, lambda k: 1.0 - k / max(self.iterations_per_stage, 1))  # linear decay per stage
@@ -96,10 +97,12 @@ class ProgressiveDistillation(Distiller):
             stats = training_loop(self.iterations_per_stage, step, f"pd stage -> {n_steps} steps", ctx.progress)
             stages.append({"student_steps": n_steps, **stats})
             total["wall_time_s"] += stats["wall_time_s"]
+            variants = tracker.variants(student, ema, self.iterations_per_stage)
             current = ema.eval().requires_grad_(False)  # the student becomes the next teacher
             n_steps //= 2
         final = self.final_steps
         record = {"config": asdict(self), "stages": stages, "wall_time_s": round(total["wall_time_s"], 1),
                   "final_loss": stages[-1]["final_loss"] if stages else float("nan"),
                   "iterations": self.iterations_per_stage * len(stages)}
-        return StudentResult(student=current, sampler=f"euler:steps={final},to_zero=false", record=record)
+        return StudentResult(student=current, sampler=f"euler:steps={final},to_zero=false", record=record,
+                             variants=variants if stages else {})

@@ -1,0 +1,38 @@
+"""The seeds study runs in resumable parts and rebuilds its tables from whatever parts exist."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from membench.core.errors import MembenchError
+from membench.studies.base import StudyContext, make_study
+
+SMALL = {"teacher_seeds": (0,), "distill_seeds": (0,), "iterations": 4, "disjoint": False, "early_step": 0,
+         "euler_steps": (1,), "n_samples": 16, "detectors": ("l2ratio",), "quality": False,
+         "method": "cd:batch_size=8"}
+
+
+def test_parts_are_written_once_and_tables_cover_every_weight_variant(tmp_path: Path) -> None:
+    study = make_study("seeds", SMALL)
+    assert study.parts() == ["cd-t0-d0"]
+    tables = study.run(tmp_path, StudyContext())
+    part = tmp_path / "parts" / "cd-t0-d0"
+    assert {p.name for p in (part / "variants").iterdir()} == {"raw", "ema-corrected", "ema@3", "raw@3",
+                                                                 "ema-corrected@3"}
+    t = tables["seeds"]
+    students = t[t["kind"] == "student"]
+    assert set(students["variant"]) == {"ema", "raw", "ema-corrected"} and set(students["iterations"]) == {3, 4}
+    assert students["nearest_agreement_vs_own"].between(0, 1).all()
+    plateau = tables["summary"][tables["summary"]["metric"] == "plateau"]
+    assert len(plateau) == 3 and plateau["l2ratio_plateau"].notna().all()
+    stamp = (part / "membench.json").stat().st_mtime_ns
+    make_study("seeds", SMALL).run(tmp_path, StudyContext())  # a rerun skips the finished part
+    assert (part / "membench.json").stat().st_mtime_ns == stamp
+    assert pd.read_csv(tmp_path / "parts.csv")["done"].all()
+
+
+def test_unknown_part_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(MembenchError):
+        make_study("seeds", {**SMALL, "only": ("cd-t9-d0",)}).run(tmp_path, StudyContext())
