@@ -76,6 +76,10 @@ def calibrate(det: "Detector", out: "DetectorOutput", train: "Dataset", ctx: "De
         return out, None
     from membench.core.stats import wilson_interval
 
+    if getattr(ctx, "labels", None) is not None:  # class-conditional: the held-out images carry their own classes
+        from dataclasses import replace
+
+        ctx = replace(ctx, labels=getattr(train, "heldout_labels", None))
     ctrl = det.detect(np.asarray(heldout, dtype=np.float32), train, ctx)
     higher = bool(det.higher_is_memorized)
     threshold = None

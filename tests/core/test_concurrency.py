@@ -57,6 +57,7 @@ COUNTING_DETECTOR = textwrap.dedent('''
     @dataclass
     class Counted(L2Ratio):
         """l2ratio that logs every computation and takes its time (so the runs overlap)."""
+        calibrate_on_heldout = False  # count the pairs themselves, not their held-out controls
         def detect(self, samples, train, ctx):
             with open(os.environ["COUNT_LOG"], "a") as fh:
                 fh.write(f"{ctx.model.name} {self.threshold} {os.getpid()}\\n")

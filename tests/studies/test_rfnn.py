@@ -98,7 +98,7 @@ def test_rfnn_study_quick(tmp_path):
     assert (np.diff(tt.train_loss) <= 1e-9).all()  # gradient descent on a quadratic never goes up
     assert ((tt.ci_low <= tt.memorized) & (tt.memorized <= tt.ci_high)).all()
     d = pd.read_csv(out / "distill.csv")
-    assert set(d.model) == {"teacher", "control", "student"}
+    assert set(d.model) == {"teacher", "control", "student", "student-independent"}  # the last starts at B = 0
     s0 = d[(d.model == "student") & (d.cd_iterations == 0) & (d.steps == 1)].iloc[0]
     c1 = d[(d.model == "control") & (d.steps == 1)].iloc[0]
     assert s0.memorized == c1.memorized and s0.fd_population == pytest.approx(c1.fd_population)
