@@ -50,3 +50,26 @@ def release(arr: np.ndarray, start: int, stop: int) -> None:
             mm.madvise(mmap.MADV_DONTNEED, lo_page, hi - lo_page)
         except (OSError, ValueError):
             pass  # advice only: a refusal costs memory, never correctness
+
+
+def take_rows(arr: np.ndarray, rows: np.ndarray, span_bytes: int = 16 << 20) -> np.ndarray:
+    """``arr[rows]`` (``rows`` sorted ascending) without the mapping's pages piling up.
+
+    Reading scattered rows of a memory-mapped file maps far more than the rows: each page
+    fault maps its neighbours too (fault-around), so a few thousand rows spread over a 1M-row
+    file make most of the file resident. The rows are read in groups that span at most
+    ``span_bytes`` of the file, and each group's pages are released before the next."""
+    if not isinstance(arr, np.memmap) or not arr.flags.c_contiguous or len(rows) == 0:
+        return np.asarray(arr[rows])
+    row_bytes = max(1, arr.strides[0])
+    span = max(1, span_bytes // row_bytes)
+    out = np.empty((len(rows), *arr.shape[1:]), dtype=arr.dtype)
+    i = 0
+    while i < len(rows):
+        lo = int(rows[i])
+        j = int(np.searchsorted(rows, lo + span, side="left"))
+        j = max(j, i + 1)
+        out[i:j] = arr[rows[i:j]]
+        release(arr, lo, int(rows[j - 1]) + 1)
+        i = j
+    return out

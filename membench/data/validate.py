@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from membench.core.errors import MembenchError
+from membench.core.mapped import release
 
 # Declarable value ranges: name -> (low, high) of the stored values.
 RANGES: dict[str, tuple[float, float]] = {"-1..1": (-1.0, 1.0), "0..1": (0.0, 1.0), "0..255": (0.0, 255.0),
@@ -103,6 +104,7 @@ def scan(arr: np.ndarray) -> Scan:
                 chunk = chunk[finite]
         if chunk.size:
             low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))
+        release(arr, start, start + step)  # a memory-mapped file's pages do not pile up
     result = Scan(low, high, bad, first)
     if stamp is not None:
         _SCANS[stamp] = result

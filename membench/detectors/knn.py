@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from membench.core.errors import MembenchError
-from membench.core.mapped import release
+from membench.core.mapped import release, take_rows
 
 DEFAULT_MEMORY_MIB = 256
 MAX_CHUNK = 65536
@@ -136,7 +136,7 @@ def _exact_rerank(q: np.ndarray, reference: np.ndarray, cand: np.ndarray, k: int
     for qs in range(0, n_q, rerank):
         idx = cand[qs : qs + rerank]
         uniq, inverse = np.unique(idx, return_inverse=True)
-        rows = np.asarray(reference[uniq], dtype=np.float64).reshape(len(uniq), -1)
+        rows = take_rows(reference, uniq).astype(np.float64).reshape(len(uniq), -1)
         qq = q[qs : qs + rerank].astype(np.float64)
         if cosine:
             rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)

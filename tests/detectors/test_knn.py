@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from membench.core.errors import MembenchError
-from membench.core.mapped import _mapping, release
+from membench.core.mapped import _mapping, release, take_rows
 from membench.detectors.knn import knn_cosine, knn_l2, plan_tiles
 
 
@@ -135,3 +135,38 @@ def test_index_option_on_detectors():
     with pytest.raises(MembenchError, match="unknown nearest-neighbour index 'kd'") as err:
         make_detector("l2ratio:index=kd")
     assert "\n" not in str(err.value)
+
+
+def _resident_kib(path) -> int | None:
+    """Resident KiB of this process's mappings of ``path`` (Linux /proc/self/smaps), None elsewhere."""
+    try:
+        lines = open("/proc/self/smaps").read().splitlines()
+    except OSError:
+        return None
+    total, inside = 0, False
+    for line in lines:
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5:  # a mapping's header line
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(head[1])
+    return total
+
+
+def test_scattered_rows_of_a_memmap_do_not_stay_resident(tmp_path, rng):
+    ref = rng.standard_normal((40000, 64)).astype(np.float32)  # 10 MiB
+    path = tmp_path / "ref.npy"
+    np.save(path, ref)
+    rows = np.unique(rng.integers(0, len(ref), 400))
+    mm = np.load(path, mmap_mode="r")
+    got = take_rows(mm, rows, span_bytes=256 << 10)
+    np.testing.assert_array_equal(got, ref[rows])
+    np.testing.assert_array_equal(take_rows(ref, rows), ref[rows])  # in-memory arrays: plain indexing
+    kept = _resident_kib(path)
+    if kept is None:
+        pytest.skip("no /proc/self/smaps")
+    naive = np.load(path, mmap_mode="r")
+    _ = np.asarray(naive[rows])  # the control: plain fancy indexing of the same rows
+    both = _resident_kib(path)
+    assert kept <= 512, f"{kept} KiB of the mapping still resident after take_rows"
+    assert both - kept > 4 * kept + 1024, "control: plain indexing should leave far more resident"
