@@ -19,6 +19,7 @@ Approximate faiss indexes (``index="ivf"`` or ``"hnsw"``) live in ``membench.det
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,10 @@ DEFAULT_MEMORY_MIB = 256
 MAX_CHUNK = 65536
 MARGIN = 2  # extra float32 candidates per query, absorbing float32 ranking errors before the exact re-rank
 INDEXES = ("exact", "ivf", "hnsw")
+FAISS_BLOCK = 4096  # reference rows per faiss distance block (faiss's own default: 1,024)
+BLAS_DIM = 2048  # from this dim on, numpy's product + torch's top-k (``_blas_block``) instead of faiss.knn
+FAISS_QUERY_BLOCK = 4096  # faiss's queries per distance block (distance_compute_blas_query_bs)
+RERANK_BYTES = 4 << 20  # float64 differences per re-rank step: kept near the cache, the passes are memory-bound
 
 
 def memory_budget() -> int:
@@ -57,10 +62,13 @@ def check_index(index: Any, who: str = "knn") -> str:
 
 @dataclass(frozen=True)
 class Tiles:
-    """How the work is cut: reference rows per chunk, queries per exact re-rank."""
+    """How the work is cut: reference rows per chunk, queries per exact re-rank, and the
+    reference rows of one faiss distance block (``block``: faiss multiplies queries by this
+    many rows at a time, then selects the top-k from the block)."""
 
     chunk: int
     rerank: int
+    block: int = FAISS_BLOCK
 
 
 def plan_tiles(n_query: int, n_ref: int, dim: int, kk: int, budget: int | None = None,
@@ -69,15 +77,20 @@ def plan_tiles(n_query: int, n_ref: int, dim: int, kk: int, budget: int | None =
 
     A reference chunk (its float32 rows, or its resident pages when memory-mapped) takes at
     most half the budget and at most ``MAX_CHUNK`` rows (more rows no longer speed the
-    product up: benchmarks/test_knn_bench.py); the exact re-rank's float64 differences
-    (queries x candidates x dim, twice) a quarter.
+    product up: benchmarks/test_knn_bench.py); faiss's float32 distance block (queries x
+    ``FAISS_BLOCK`` rows: measured on the project machine, 1,024 rows left the product at
+    dims 768 to 12,288 short of the GEMM rate and blocks of 8,192 rows or more fell out of
+    cache at dims 64 and 768) at most a quarter; the exact re-rank (queries x candidates x
+    dim float32 rows) a quarter.
     """
     budget = memory_budget() if budget is None else budget
     if chunk is None:
         chunk = max(1, min(MAX_CHUNK, (budget // 2) // (4 * dim)))
     chunk = max(1, min(int(chunk), n_ref))
-    rerank = max(1, min(n_query, (budget // 4) // max(1, 2 * 8 * kk * dim)))
-    return Tiles(chunk=chunk, rerank=rerank)
+    rerank = max(1, min(n_query, (budget // 4) // max(1, 4 * kk * dim)))
+    block_rows = (budget // 4) // (4 * max(1, min(n_query, FAISS_QUERY_BLOCK)))
+    block = max(1, min(chunk, FAISS_BLOCK, block_rows))
+    return Tiles(chunk=chunk, rerank=rerank, block=block)
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -109,16 +122,62 @@ def candidates(q: np.ndarray, reference: np.ndarray, kk: int, tiles: Tiles, *, c
     qq = _normalized(q) if cosine else q
     best_d = np.full((len(q), 0), np.inf, dtype=np.float32)
     best_i = np.zeros((len(q), 0), dtype=np.int64)
-    for start in range(0, len(reference), tiles.chunk):
-        stop = min(start + tiles.chunk, len(reference))
-        block = _flat(reference[start:stop])
-        if cosine:
-            block = _normalized(block)
-        d, i = faiss.knn(qq, block, min(kk, stop - start), metric=metric)
-        release(reference, start, stop)
-        best_d, best_i = keep_best(np.concatenate([best_d, -d if cosine else d], axis=1),
-                                   np.concatenate([best_i, i + start], axis=1), kk)
+    blas = q.shape[1] >= BLAS_DIM
+    with _faiss_block(faiss, tiles.block):
+        for start in range(0, len(reference), tiles.chunk):
+            stop = min(start + tiles.chunk, len(reference))
+            block = _flat(reference[start:stop])
+            if cosine:
+                block = _normalized(block)
+            if blas:
+                d, i = _blas_block(qq, block, min(kk, stop - start), cosine, tiles.block)
+            else:
+                d, i = faiss.knn(qq, block, min(kk, stop - start), metric=metric)
+            release(reference, start, stop)
+            best_d, best_i = keep_best(np.concatenate([best_d, -d if cosine else d], axis=1),
+                                       np.concatenate([best_i, i + start], axis=1), kk)
     return best_d, best_i
+
+
+def _blas_block(q: np.ndarray, block: np.ndarray, kk: int, cosine: bool, rows: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per query, the ``kk`` best rows of ``block`` from numpy's product and torch's top-k.
+
+    Returns the same ranking as ``faiss.knn`` (squared distance less the query's own norm,
+    which does not change a query's order; or the similarity), ``rows`` reference rows at a
+    time. Used at large dims, where numpy's BLAS product ran faster than faiss's on the
+    project machine and the selection is a small part of the work."""
+    import torch
+
+    out_d = np.empty((len(q), 0), dtype=np.float32)
+    out_i = np.empty((len(q), 0), dtype=np.int64)
+    for s0 in range(0, len(block), rows):
+        b = block[s0 : s0 + rows]
+        score = q @ b.T
+        if cosine:
+            np.negative(score, out=score)
+        else:
+            score *= -2.0
+            score += np.einsum("ij,ij->i", b, b)[None, :]
+        d, i = torch.topk(torch.from_numpy(score), min(kk, len(b)), dim=1, largest=False)
+        out_d = np.concatenate([out_d, d.numpy()], axis=1)
+        out_i = np.concatenate([out_i, i.numpy() + s0], axis=1)
+    if out_d.shape[1] > kk:
+        out_d, out_i = keep_best(out_d, out_i, kk)
+    return (-out_d if cosine else out_d), out_i
+
+
+@contextlib.contextmanager
+def _faiss_block(faiss: Any, rows: int):
+    """faiss's reference rows per distance block set to ``rows`` for one search (a process-wide
+    faiss setting, so it is restored after; the answer does not depend on it, only the speed)."""
+    cvar = faiss.cvar
+    before = cvar.distance_compute_blas_database_bs
+    cvar.distance_compute_blas_database_bs = int(rows)
+    try:
+        yield
+    finally:
+        cvar.distance_compute_blas_database_bs = before
 
 
 def _faiss():
@@ -133,18 +192,30 @@ def _exact_rerank(q: np.ndarray, reference: np.ndarray, cand: np.ndarray, k: int
     n_q = len(q)
     out_d = np.empty((n_q, k), dtype=np.float64)
     out_i = np.empty((n_q, k), dtype=np.int64)
+    step = max(1, RERANK_BYTES // (8 * q.shape[1]))  # queries per float64 pass
+    in_memory = (isinstance(reference, np.ndarray) and not isinstance(reference, np.memmap)
+                 and reference.flags.c_contiguous)
     for qs in range(0, n_q, rerank):
         idx = cand[qs : qs + rerank]
-        uniq, inverse = np.unique(idx, return_inverse=True)
-        rows = take_rows(reference, uniq).astype(np.float64).reshape(len(uniq), -1)
-        qq = q[qs : qs + rerank].astype(np.float64)
-        if cosine:
-            rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-            qq /= np.maximum(np.linalg.norm(qq, axis=1, keepdims=True), 1e-12)
-            key = -np.einsum("qkd,qd->qk", rows[inverse.reshape(idx.shape)], qq)
-        else:
-            diff = rows[inverse.reshape(idx.shape)] - qq[:, None, :]
-            key = np.sqrt(np.einsum("qkd,qkd->qk", diff, diff))
+        if in_memory:  # rows read in place: no gathered copy
+            rows, inverse = reference.reshape(len(reference), -1), idx
+        else:  # memory-mapped (or strided): the candidates' rows gathered once, pages released
+            uniq, inverse = np.unique(idx, return_inverse=True)
+            inverse = inverse.reshape(idx.shape)
+            rows = take_rows(reference, uniq).reshape(len(uniq), -1)
+        key = np.empty(idx.shape, dtype=np.float64)
+        for s0 in range(0, len(idx), step):  # small float64 pieces: the passes stay in cache
+            qq = q[qs + s0 : qs + min(s0 + step, len(idx))].astype(np.float64)
+            if cosine:
+                qq /= np.maximum(np.linalg.norm(qq, axis=1, keepdims=True), 1e-12)
+            for j in range(idx.shape[1]):
+                r = rows[inverse[s0 : s0 + step, j]].astype(np.float64)
+                if cosine:
+                    r /= np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
+                    key[s0 : s0 + step, j] = -np.einsum("qd,qd->q", r, qq)
+                else:
+                    r -= qq
+                    key[s0 : s0 + step, j] = np.sqrt(np.einsum("qd,qd->q", r, r))
         order = np.lexsort((idx, key), axis=1)[:, :k]
         out_d[qs : qs + rerank] = np.take_along_axis(key, order, 1)
         out_i[qs : qs + rerank] = np.take_along_axis(idx, order, 1)

@@ -3,7 +3,7 @@ import pytest
 
 from membench.core.errors import MembenchError
 from membench.core.mapped import _mapping, release, take_rows
-from membench.detectors.knn import knn_cosine, knn_l2, plan_tiles
+from membench.detectors.knn import BLAS_DIM, knn_cosine, knn_l2, plan_tiles
 
 
 def brute_l2(q, ref, k):
@@ -170,3 +170,23 @@ def test_scattered_rows_of_a_memmap_do_not_stay_resident(tmp_path, rng):
     both = _resident_kib(path)
     assert kept <= 512, f"{kept} KiB of the mapping still resident after take_rows"
     assert both - kept > 4 * kept + 1024, "control: plain indexing should leave far more resident"
+
+
+@pytest.mark.parametrize("dim", [BLAS_DIM - 1, BLAS_DIM])  # faiss's kernel, then numpy's product + torch's top-k
+def test_both_engines_give_the_exact_answer_with_ties_and_cosine(rng, dim):
+    base = rng.standard_normal((40, dim)).astype(np.float32)
+    ref = np.concatenate([base, base, base])  # exact ties: the lower index first, whichever engine
+    q = base[:10] + 0.01 * rng.standard_normal((10, dim)).astype(np.float32)
+    for chunk in (None, 37):
+        d, i = knn_l2(q, ref, k=3, chunk=chunk)
+        np.testing.assert_array_equal(i, np.arange(10)[:, None] + np.array([0, 40, 80]))
+        np.testing.assert_allclose(d, brute_l2(q, ref, 3)[0], rtol=1e-12)
+    far = rng.standard_normal((15, dim)).astype(np.float32)
+    d, i = knn_l2(far, base, k=2, chunk=13)
+    bd, bi = brute_l2(far, base, 2)
+    np.testing.assert_array_equal(i, bi)
+    np.testing.assert_allclose(d, bd, rtol=1e-12)
+    s, i = knn_cosine(far, base, k=2, chunk=13)
+    sims = (far / np.linalg.norm(far, axis=1, keepdims=True)) @ (base / np.linalg.norm(base, axis=1, keepdims=True)).T
+    np.testing.assert_array_equal(i, np.argsort(-sims, axis=1)[:, :2])
+    np.testing.assert_allclose(s, np.take_along_axis(sims, i, 1), atol=1e-5)
