@@ -15,7 +15,9 @@ Parts:
   default 64; Kadkhodaie et al. 2024's disjoint-halves null, here two halves of 128).
 * ``<method>-t<t>-d<d>``: the student of ``teacher-s<t>`` with distillation seed ``d``; saved
   EMA weights plus the raw weights and the bias-corrected EMA (``variants/``), and the same
-  three at 3/4 of the iterations (for the plateau rule).
+  three at 3/4 of the iterations (for the plateau rule) from distillers that take snapshots
+  (``cd``, ``ct``). ``method`` picks the distiller (``--set method=ct``); ``iterations`` sets its
+  length option (``pd``: iterations per stage, so PD has no 3/4 point and no plateau verdict).
 * Euler-k controls of ``teacher-s0`` (cheap): the teacher with k Euler steps; the one whose
   median distance to the teacher's own sample matches a student's is its matched-error control.
 
@@ -188,7 +190,9 @@ class SeedsStudy(Study):
         teacher, meta = load_denoiser(self._teacher_path(out, t).parent, ctx.device)
         data = load_dataset(meta.get("dataset") or "digits:n=64")
         name, opts = parse_spec(self.method)
-        opts.update({"iterations": int(self.iterations), "seed": d})
+        opts.update({"seed": d})
+        length = type(make_distiller(format_spec(name, opts))).length_option
+        opts[length] = int(self.iterations)  # pd: iterations per stage
         distiller = make_distiller(format_spec(name, opts))
         early_k = (3 * int(self.iterations)) // 4
         snaps: dict[str, Any] = {}
@@ -266,6 +270,8 @@ class SeedsStudy(Study):
                 for v in VARIANTS:
                     for k, sub in [(self.iterations, None if v == "ema" else f"variants/{v}"),
                                    (early_k, f"variants/{v}@{early_k}")]:
+                        if sub and not (folder / sub).exists():
+                            continue  # a distiller without snapshots (pd): no 3/4 point, no plateau verdict
                         sets.append({"model": f"{m}-t{t}-d{d}", "kind": "student", "teacher_seed": t,
                                      "distill_seed": d, "variant": v, "iterations": k,
                                      "path": str(folder / sub) if sub else str(folder), "sampler": sampler})

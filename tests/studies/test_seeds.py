@@ -36,3 +36,20 @@ def test_parts_are_written_once_and_tables_cover_every_weight_variant(tmp_path: 
 def test_unknown_part_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(MembenchError):
         make_study("seeds", {**SMALL, "only": ("cd-t9-d0",)}).run(tmp_path, StudyContext())
+
+
+def test_ct_gets_snapshots_and_pd_its_per_stage_length(tmp_path: Path) -> None:
+    ct = make_study("seeds", {**SMALL, "method": "ct:batch_size=8"})
+    assert ct.parts() == ["ct-t0-d0"]
+    t = ct.run(tmp_path / "ct", StudyContext())["seeds"]
+    part = tmp_path / "ct" / "parts" / "ct-t0-d0"
+    assert {"ema@3", "raw@3", "ema-corrected@3"} <= {p.name for p in (part / "variants").iterdir()}
+    assert set(t[t["kind"] == "student"]["iterations"]) == {3, 4}
+    pd_study = make_study("seeds", {**SMALL, "method": "pd:batch_size=8,start_steps=4"})
+    t = pd_study.run(tmp_path / "pd", StudyContext())["seeds"]
+    import json
+
+    record = json.loads((tmp_path / "pd" / "parts" / "pd-t0-d0" / "membench.json").read_text())["training"]
+    assert record["config"]["iterations_per_stage"] == 4 and len(record["stages"]) == 2  # 4 -> 2 -> 1 steps
+    students = t[t["kind"] == "student"]
+    assert set(students["iterations"]) == {4} and set(students["variant"]) == {"ema", "raw", "ema-corrected"}

@@ -33,7 +33,7 @@ class DistillContext:
     teacher_name: str = ""
     teacher_meta: dict[str, Any] = field(default_factory=dict)
     # Distillation-length studies: on_snapshot(iteration, saved-weights model) is called at
-    # these iterations (0 = before the first step) by distillers that support it (cd).
+    # these iterations (0 = before the first step) by distillers that support it (cd, ct).
     snapshot_at: tuple[int, ...] = ()
     on_snapshot: Callable[[int, EDMDenoiser], None] | None = None
     # Also at those iterations: on_snapshot_variants(iteration, {"raw": ..., "ema-corrected": ...})
@@ -43,6 +43,15 @@ class DistillContext:
     # the teacher itself; a network is needed when the teacher has no weights (a closed-form
     # denoiser, membench.models.optimal) or to start the student independently of the teacher.
     student_init: EDMDenoiser | None = None
+
+    def snapshot(self, k: int, student: EDMDenoiser, ema: EDMDenoiser, tracker: Any) -> None:
+        """Hand the weights after ``k`` iterations to the snapshot callbacks, when ``k`` is asked for."""
+        if k not in self.snapshot_at:
+            return
+        if self.on_snapshot is not None:
+            self.on_snapshot(k, ema)
+        if self.on_snapshot_variants is not None:
+            self.on_snapshot_variants(k, tracker.variants(student, ema, k))
 
 
 @dataclass
@@ -59,6 +68,8 @@ class Distiller:
     registry_name: ClassVar[str] = "?"  # set by the registry on load
     description: ClassVar[str] = ""  # set from the registry declaration on load
     uses_teacher_weights: ClassVar[bool] = True  # False: teacher-free (e.g. consistency training)
+    length_option: ClassVar[str] = "iterations"  # the option that sets how long it trains (studies vary it)
+    snapshots: ClassVar[bool] = False  # True: honours DistillContext.snapshot_at
 
     def config(self) -> dict[str, Any]:
         return asdict(self) if hasattr(self, "__dataclass_fields__") else {}

@@ -45,6 +45,8 @@ def distance(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
 class ConsistencyDistillation(Distiller):
     """Consistency distillation from an EDM teacher (Heun teacher step, EMA target)."""
 
+    snapshots = True
+
     iterations: int = 1500
     levels: int = 18  # N, the Karras discretization
     batch_size: int = 64
@@ -83,13 +85,7 @@ class ConsistencyDistillation(Distiller):
         opt = torch.optim.RAdam(student.parameters(), lr=self.lr)
         next_batch = batches(x_all, self.batch_size, gen)
 
-        def snapshot(k: int) -> None:
-            if ctx.on_snapshot is not None and k in ctx.snapshot_at:
-                ctx.on_snapshot(k, ema)
-            if ctx.on_snapshot_variants is not None and k in ctx.snapshot_at:
-                ctx.on_snapshot_variants(k, tracker.variants(student, ema, k))
-
-        snapshot(0)
+        ctx.snapshot(0, student, ema, tracker)
 
         def step(k: int) -> float:
             x0 = next_batch()
@@ -106,7 +102,7 @@ class ConsistencyDistillation(Distiller):
             opt.step()
             ema_update(target, student, self.mu)
             ema_update(ema, student, self.ema)
-            snapshot(k + 1)
+            ctx.snapshot(k + 1, student, ema, tracker)
             return loss.item()
 
         stats = training_loop(self.iterations, step, f"cd from {ctx.teacher_name}", ctx.progress)

@@ -54,6 +54,7 @@ class ConsistencyTraining(Distiller):
     seed: int = 0
 
     uses_teacher_weights = False
+    snapshots = True
 
     def check(self) -> None:
         if self.iterations < 0 or self.batch_size <= 0 or self.lr <= 0 or not 1 <= self.s0 <= self.s1:
@@ -79,6 +80,7 @@ class ConsistencyTraining(Distiller):
         opt = torch.optim.RAdam(student.parameters(), lr=self.lr)
         next_batch = batches(x_all, self.batch_size, gen)
         grids: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        ctx.snapshot(0, student, ema, tracker)
 
         def step(k: int) -> float:
             levels = curriculum(k, self.iterations, self.s0, self.s1)
@@ -99,6 +101,7 @@ class ConsistencyTraining(Distiller):
             loss.backward()
             opt.step()
             ema_update(ema, student, self.ema)
+            ctx.snapshot(k + 1, student, ema, tracker)
             return loss.item()
 
         stats = training_loop(self.iterations, step, "ct (teacher-free)", ctx.progress)

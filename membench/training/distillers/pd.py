@@ -38,6 +38,8 @@ def euler(d: EDMDenoiser, x: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor
 class ProgressiveDistillation(Distiller):
     """Progressive distillation: halve the Euler step count stage by stage."""
 
+    length_option = "iterations_per_stage"  # its length is per stage (stages: until one step)
+
     start_steps: int = 16  # N of the first student (its teacher takes 2N Euler steps)
     final_steps: int = 2
     iterations_per_stage: int = 400
