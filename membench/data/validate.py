@@ -235,6 +235,12 @@ def check_images(arr: np.ndarray, what: str, value_range: bool = True) -> None:
 # ---------------------------------------------------------------- labels
 
 
+def check_same_shape(images: np.ndarray, train: Any, what: str = "samples") -> None:
+    """Images measured against a training set must have its image shape (C, H, W)."""
+    if tuple(images.shape[1:]) != tuple(train.shape):
+        raise MembenchError(f"{what} have shape {tuple(images.shape[1:])} but {train.spec} has {tuple(train.shape)}")
+
+
 def check_labels(labels: Any, n: int, what: str, num_classes: int | None = None) -> tuple[np.ndarray, int]:
     """Labels as int64, one per image, in 0..num_classes-1; returns them and num_classes
     (max + 1 when not declared)."""

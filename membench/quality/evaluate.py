@@ -21,6 +21,7 @@ import numpy as np
 
 from membench.core.io import atomic_write_json
 from membench.data import Dataset
+from membench.data.validate import check_same_shape
 from membench.core.errors import MembenchError
 from membench.features.fidelity import ExtractorSpec, resolve_extractor
 from membench.quality.features import cached_features, check_images, features_key, to_uint8
@@ -64,8 +65,7 @@ def evaluate(images: np.ndarray, train: Dataset, extractor: str | ExtractorSpec 
         raise MembenchError(f"quality references must be among {', '.join(REFERENCES)}, got {references}")
     images = np.asarray(images)
     check_images(images, ext, "samples")
-    if tuple(images.shape[1:]) != train.shape:
-        raise MembenchError(f"samples have shape {tuple(images.shape[1:])} but {train.spec} has {train.shape}")
+    check_same_shape(images, train)
     refs: dict[str, np.ndarray] = {}
     notes: list[str] = []
     for name in references:
