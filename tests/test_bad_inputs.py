@@ -204,6 +204,15 @@ CASES = [
                              "--device", "cpu", "--quiet"], 1, "--eval-samples 100000000000000 needs", None),
     ("dataset-option", ["detect", "--samples", "{tmp}/none.npz", "--train", "digits:n=abc", "--device", "cpu",
                         "--quiet"], 1, "option n=abc: must be an integer", None),
+    # study options (--set) are typed like component options; nothing is made before they pass
+    ("study-int-text", ["study", "seeds", "--set", "iterations=abc", "--out", "{tmp}/adir/s"], 1,
+     "study 'seeds': option iterations=abc: must be an integer", None),
+    ("study-bool-text", ["study", "seeds", "--set", "quality=maybe", "--out", "{tmp}/adir/s"], 1,
+     "option quality=maybe: must be true or false", None),
+    ("study-list-item", ["study", "seeds", "--set", "teacher_seeds=0,x", "--out", "{tmp}/adir/s"], 1,
+     "option teacher_seeds=x: must be an integer", None),
+    ("study-unknown-part", ["study", "seeds", "--set", "only=zzz", "--out", "{tmp}/adir/s"], 1,
+     "unknown part(s) ['zzz']", None),
 ]
 
 

@@ -42,20 +42,25 @@ class Study:
         raise NotImplementedError
 
 
-def _coerce(cls: type, key: str, value: Any) -> Any:
-    """Turn a ``--set`` value into the field's type: tuples from comma lists, numbers as parsed."""
+def _coerce(cls: type, key: str, value: Any, owner: str) -> Any:
+    """Turn a ``--set`` value into the field's type (one line naming the option when it is not):
+    tuples from comma lists, their items typed like the default's items (text when it is empty)."""
+    from membench.core.options import coerce_value, option_types
+
     f = {x.name: x for x in fields(cls)}[key]
-    typ = str(f.type)
-    if typ.startswith("tuple"):
+    hint, meta = option_types(cls).get(key, (Any, {}))
+    if str(f.type).startswith("tuple"):
         items = value if isinstance(value, (list, tuple)) else [value]
         out = []
         for item in items:
             parts = [parse_value(p) for p in str(item).split(",") if p.strip()] if isinstance(item, str) else [item]
             out.extend(parts)
+        default = f.default if isinstance(f.default, tuple) else ()
+        item_type = type(default[0]) if default else str
+        if item_type in (bool, int, float, str):
+            out = [coerce_value(owner, key, v, item_type) for v in out]
         return tuple(out)
-    if typ == "float" and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
+    return coerce_value(owner, key, value, hint, f.metadata)
 
 
 def make_study(name: str, overrides: dict[str, Any] | None = None, quick: bool = False) -> Study:
@@ -71,7 +76,7 @@ def make_study(name: str, overrides: dict[str, Any] | None = None, quick: bool =
         raise MembenchError(f"study {name!r}: unknown option(s) {sorted(bad)}; options: {sorted(valid)}")
     params.update(overrides)
     try:
-        params = {k: _coerce(cls, k, v) for k, v in params.items()}
+        params = {k: _coerce(cls, k, v, f"study {name!r}") for k, v in params.items()}
         study = cls(**params)
     except (TypeError, ValueError) as exc:
         raise MembenchError(f"study {name!r}: {exc}") from None

@@ -80,6 +80,9 @@ class SeedsStudy(Study):
             raise MembenchError(f"seeds: iterations must be >= 4, got {self.iterations}")
         if self.n_samples < 2:
             raise MembenchError(f"seeds: n_samples must be >= 2, got {self.n_samples}")
+        unknown = set(self.only) - set(self.parts())
+        if unknown:  # checked before the output folder is made
+            raise MembenchError(f"seeds: unknown part(s) {sorted(unknown)}; parts: {self.parts()}")
 
     # ------------------------------------------------------------------ parts
 
@@ -102,9 +105,6 @@ class SeedsStudy(Study):
         note = progress_note(ctx.progress)
         out.mkdir(parents=True, exist_ok=True)
         wanted = set(self.only) if self.only else set(self.parts())
-        unknown = wanted - set(self.parts())
-        if unknown:
-            raise MembenchError(f"seeds: unknown part(s) {sorted(unknown)}; parts: {self.parts()}")
         timings = _read_json(out / "timings.json")
         for part in self.parts():
             if part not in wanted or (out / "parts" / part / "membench.json").exists():
