@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# Run the seeds study (membench/studies/seeds.py) in resumable parts, as two background queues.
+# Run the seeds study (membench/studies/seeds.py) in resumable parts, as two background queues,
+# then the PD and CT students (one seed each, raw and corrected-EMA weights) in their own folders.
 # Each part is one `membench study seeds --set only=PART` call: a finished part is skipped, so
 # rerunning this script resumes where it stopped; the tables are rebuilt after every part.
-#   nice -n 19 scripts/seeds_study.sh [OUT] [PID...]   (default OUT: benchmarks/seeds;
-#   PIDs: processes to wait for first, e.g. parts already running)
+# The order puts one student per teacher seed first, so a cut-short run still has three teachers.
+#   nice -n 19 scripts/seeds_study.sh [OUT] [PID...]   (default OUT: benchmarks/seeds; PD and CT go
+#   to OUT-pd and OUT-ct; PIDs: processes to wait for first, e.g. parts already running)
 set -u
 OUT=${1:-benchmarks/seeds}
 shift || true
 PY=${PYTHON:-python}
 COMMON=(--set teacher_seeds=0,1,2 --set distill_seeds=0,1 --set iterations=1500 --out "$OUT")
-run_queue() {
-  for part in "$@"; do
+one() {  # one part of the CD study, or "pd"/"ct": that method's student of the seed-0 teacher
+  local part=$1
+  if [ "$part" = pd ] || [ "$part" = ct ]; then
+    local it=1000; [ "$part" = pd ] && it=400  # the committed students' lengths (pd: per stage)
+    mkdir -p "$OUT-$part"
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $PY -m membench study seeds --set method="$part" --set teacher_seeds=0 \
+      --set distill_seeds=0 --set iterations=$it --set disjoint=false --set early_step=0 --set euler_steps=1 \
+      --out "$OUT-$part" >>"$OUT-$part/log.txt" 2>&1 || echo "part $part failed (see $OUT-$part/log.txt)"
+  else
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $PY -m membench study seeds "${COMMON[@]}" --set only="$part" \
       >>"$OUT/log-$part.txt" 2>&1 || echo "part $part failed (see $OUT/log-$part.txt)"
-  done
+  fi
 }
+run_queue() { for part in "$@"; do one "$part"; done; }
 mkdir -p "$OUT"
 for pid in "$@"; do while kill -0 "$pid" 2>/dev/null; do sleep 10; done; done
-run_queue cd-t0-d0 cd-t0-d1 teacher-s2 cd-t2-d0 cd-t2-d1 &
-run_queue teacher-s1 cd-t1-d0 teacher-disjoint cd-t1-d1 &
+run_queue cd-t0-d0 cd-t0-d1 teacher-s2 cd-t2-d0 ct cd-t2-d1 &
+run_queue teacher-s1 cd-t1-d0 teacher-disjoint pd cd-t1-d1 &
 wait

@@ -27,9 +27,11 @@ its own teacher: nearest-image agreement, distance to the teacher's sample.
 
 Plateau rule (stated, applied per student and weight variant): a run has plateaued when (a)
 the paired 95% interval (Newcombe) of the ``l2ratio`` difference between the 3/4 and the final
-snapshot contains 0, and (b) the mean loss of the last eighth of the iterations differs from
-the eighth before it by less than 1.96 times the standard error of that difference (over the
-100-iteration blocks of the loss curve).
+snapshot contains 0, and (b) the mean loss of the last m 100-iteration blocks of the loss curve
+differs from the m blocks before them by less than 1.96 times the standard error of that
+difference (over the block means), m = max(2, blocks // 8): the last eighth of the run, and
+at least 200 iterations a side so that the standard error exists (1,500 iterations: 15 blocks,
+m = 2).
 """
 from __future__ import annotations
 
@@ -415,9 +417,9 @@ def plateau_rows(table: pd.DataFrame, iterations: int, out: Path, by_set: dict[s
 
 
 def loss_plateau(curve: list[float]) -> bool | None:
-    """Last eighth vs the eighth before it, over 100-iteration block means (module doc)."""
-    n = len(curve) // 8
-    if n < 2:
+    """The last m block means against the m before them, m = max(2, blocks // 8) (module doc)."""
+    n = max(2, len(curve) // 8)
+    if len(curve) < 2 * n:
         return None
     a, b = np.asarray(curve[-2 * n:-n]), np.asarray(curve[-n:])
     se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))

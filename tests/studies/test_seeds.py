@@ -53,3 +53,13 @@ def test_ct_gets_snapshots_and_pd_its_per_stage_length(tmp_path: Path) -> None:
     assert record["config"]["iterations_per_stage"] == 4 and len(record["stages"]) == 2  # 4 -> 2 -> 1 steps
     students = t[t["kind"] == "student"]
     assert set(students["iterations"]) == {4} and set(students["variant"]) == {"ema", "raw", "ema-corrected"}
+
+
+def test_loss_plateau_rule() -> None:
+    from membench.studies.seeds import loss_plateau
+
+    flat = [1.0, 1.02, 0.98, 1.01, 0.99, 1.0, 1.03, 0.97, 1.0, 1.01, 0.99, 1.02, 0.98, 1.0, 1.01]  # 1,500 iterations
+    falling = [1.0 - 0.03 * i + 0.002 * (-1) ** i for i in range(15)]
+    assert loss_plateau(flat) is True
+    assert loss_plateau(falling) is False
+    assert loss_plateau([1.0, 0.9, 0.8]) is None  # fewer than 2 + 2 blocks: no verdict
