@@ -167,7 +167,7 @@ def file_image_set(samples: str | Path | np.ndarray, train: Dataset, seed: int =
 
     from membench.data.datasets import load_image_file
     from membench.data.noise_index import load_noise_index, sample_names
-    from membench.data.validate import check_same_shape, to_model_range
+    from membench.data.validate import to_model_range
     from membench.measure import ImageSet
 
     if isinstance(samples, np.ndarray):
@@ -175,7 +175,6 @@ def file_image_set(samples: str | Path | np.ndarray, train: Dataset, seed: int =
     else:
         ds = load_image_file(samples, "samples")
         images, name, meta = np.asarray(ds.images), Path(str(samples)).name, ds.meta
-    check_same_shape(images, train)  # before anything is claimed or written (array or file)
     names = sample_names(samples if name != "array" else "array", meta, len(images))
     if isinstance(noise_index, str):
         noise_index = load_noise_index(noise_index, samples if name != "array" else "array", names)

@@ -16,6 +16,13 @@ DATA = Path(__file__).resolve().parents[1] / "fixtures"
 ADDED_SINCE = {"nn-heldout", "copying", "mmd-heldout"}  # issue 14: in `all`, not in the reference
 
 
+# Flags, counts and matched indices must be equal; continuous values within this relative tolerance.
+# The same torch build gives float32 results that differ in the 5th digit between CPUs (measured:
+# per-sample carlini scores up to 5.5e-5, teacher-euler1's fid_train 1.0e-5 and kid_heldout 4.1e-5 on
+# the 2026-12-02 machine, with the recording commit itself), so "kept" is asserted to 1e-3.
+CROSS_MACHINE_RTOL = 1e-3
+
+
 @pytest.mark.slow
 def test_run_all_reproduces_the_numbers_recorded_before_the_redesign(tmp_path):
     ref = json.loads((DATA / "reference_n64.json").read_text())
@@ -36,7 +43,7 @@ def test_run_all_reproduces_the_numbers_recorded_before_the_redesign(tmp_path):
             elif col in ("memorized", "n_flagged", "ci_low", "ci_high"):
                 assert getattr(row, col) == value, (key, col)
             else:
-                assert getattr(row, col) == pytest.approx(value, rel=1e-5, abs=1e-7), (key, col)
+                assert getattr(row, col) == pytest.approx(value, rel=CROSS_MACHINE_RTOL, abs=1e-7), (key, col)
     from membench.store.records import iter_records
 
     stored = {f"{r.subject['name']}|{r.test['name']}": r.load_arrays() for r in iter_records(tmp_path / "res", "detection")}
@@ -44,6 +51,6 @@ def test_run_all_reproduces_the_numbers_recorded_before_the_redesign(tmp_path):
         model, det, field = key.split("|")
         mine = stored[f"{model}|{det}"][field]
         if field == "scores":
-            np.testing.assert_allclose(mine, value, rtol=1e-5, atol=1e-7, err_msg=key)
+            np.testing.assert_allclose(mine, value, rtol=CROSS_MACHINE_RTOL, atol=1e-7, err_msg=key)
         else:
             np.testing.assert_array_equal(mine, value, err_msg=key)
