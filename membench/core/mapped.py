@@ -67,8 +67,7 @@ def take_rows(arr: np.ndarray, rows: np.ndarray, span_bytes: int = 16 << 20) -> 
     i = 0
     while i < len(rows):
         lo = int(rows[i])
-        j = int(np.searchsorted(rows, lo + span, side="left"))
-        j = max(j, i + 1)
+        j = int(np.searchsorted(rows, lo + span, side="left"))  # > i: rows[i] < lo + span
         out[i:j] = arr[rows[i:j]]
         release(arr, lo, int(rows[j - 1]) + 1)
         i = j

@@ -232,13 +232,13 @@ def check_images(arr: np.ndarray, what: str, value_range: bool = True) -> None:
                             "store uint8 images to have them scaled")
 
 
-# ---------------------------------------------------------------- labels
-
-
 def check_same_shape(images: np.ndarray, train: Any, what: str = "samples") -> None:
     """Images measured against a training set must have its image shape (C, H, W)."""
     if tuple(images.shape[1:]) != tuple(train.shape):
         raise MembenchError(f"{what} have shape {tuple(images.shape[1:])} but {train.spec} has {tuple(train.shape)}")
+
+
+# ---------------------------------------------------------------- labels
 
 
 def check_labels(labels: Any, n: int, what: str, num_classes: int | None = None) -> tuple[np.ndarray, int]:

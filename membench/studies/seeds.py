@@ -192,9 +192,9 @@ class SeedsStudy(Study):
         teacher, meta = load_denoiser(self._teacher_path(out, t).parent, ctx.device)
         data = load_dataset(meta.get("dataset") or "digits:n=64")
         name, opts = parse_spec(self.method)
-        opts.update({"seed": d})
-        length = type(make_distiller(format_spec(name, opts))).length_option
-        opts[length] = int(self.iterations)  # pd: iterations per stage
+        from membench.training.distillers import DISTILLERS
+
+        opts.update({"seed": d, DISTILLERS.get(name).length_option: int(self.iterations)})  # pd: per stage
         distiller = make_distiller(format_spec(name, opts))
         early_k = (3 * int(self.iterations)) // 4
         snaps: dict[str, Any] = {}

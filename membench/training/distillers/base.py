@@ -69,7 +69,6 @@ class Distiller:
     description: ClassVar[str] = ""  # set from the registry declaration on load
     uses_teacher_weights: ClassVar[bool] = True  # False: teacher-free (e.g. consistency training)
     length_option: ClassVar[str] = "iterations"  # the option that sets how long it trains (studies vary it)
-    snapshots: ClassVar[bool] = False  # True: honours DistillContext.snapshot_at
 
     def config(self) -> dict[str, Any]:
         return asdict(self) if hasattr(self, "__dataclass_fields__") else {}

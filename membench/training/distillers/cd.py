@@ -45,8 +45,6 @@ def distance(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
 class ConsistencyDistillation(Distiller):
     """Consistency distillation from an EDM teacher (Heun teacher step, EMA target)."""
 
-    snapshots = True
-
     iterations: int = 1500
     levels: int = 18  # N, the Karras discretization
     batch_size: int = 64

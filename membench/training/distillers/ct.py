@@ -54,7 +54,6 @@ class ConsistencyTraining(Distiller):
     seed: int = 0
 
     uses_teacher_weights = False
-    snapshots = True
 
     def check(self) -> None:
         if self.iterations < 0 or self.batch_size <= 0 or self.lr <= 0 or not 1 <= self.s0 <= self.s1:
