@@ -91,9 +91,13 @@ class RandomFeatures:
         c_in = 1.0 / np.sqrt(self.sigmas[k] ** 2 + self.sigma_data**2)
         return np.tanh(self.W @ (c_in * x).T / np.sqrt(self.d)) / np.sqrt(self.p)
 
-    def apply(self, M: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
-        """x + sigma_k^2 M_k phi_k(x): the denoiser (M = A) or the consistency function (M = B)."""
-        return x + self.sigmas[k] ** 2 * (M[k] @ self.phi(x, k)).T
+    def apply(self, M: np.ndarray, x: np.ndarray, k: int, feats: np.ndarray | None = None) -> np.ndarray:
+        """x + sigma_k^2 M_k phi_k(x): the denoiser (M = A) or the consistency function (M = B).
+
+        ``feats``: phi_k(x) when the caller already has it (tanh dominates the cost; the result is the same).
+        """
+        F = self.phi(x, k) if feats is None else feats
+        return x + self.sigmas[k] ** 2 * (M[k] @ F).T
 
 
 @dataclass
@@ -221,10 +225,11 @@ def euler_teacher(rf: RandomFeatures, A: np.ndarray, z: np.ndarray, steps: int) 
     return x
 
 
-def teacher_step(rf: RandomFeatures, A: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
-    """One Heun step of the teacher's ODE from level k to level k - 1 (no clamping)."""
+def teacher_step(rf: RandomFeatures, A: np.ndarray, x: np.ndarray, k: int,
+                 feats: np.ndarray | None = None) -> np.ndarray:
+    """One Heun step of the teacher's ODE from level k to level k - 1 (no clamping); ``feats``: phi_k(x) if known."""
     s, s2 = rf.sigmas[k], rf.sigmas[k - 1]
-    d1 = (x - rf.apply(A, x, k)) / s
+    d1 = (x - rf.apply(A, x, k, feats)) / s
     xe = x + (s2 - s) * d1
     d2 = (xe - rf.apply(A, xe, k - 1)) / s2
     return x + (s2 - s) * 0.5 * (d1 + d2)
@@ -269,49 +274,90 @@ def consistency_distill(rf: RandomFeatures, A: np.ndarray, X: np.ndarray, probs:
     ``init``: "teacher" starts B at A (as CD does), "zero" independently of the teacher (B = 0,
     where the teacher's own training started), so what the student keeps is learned, not inherited.
     """
-    if init not in ("teacher", "zero"):
-        raise MembenchError(f"rfnn cd: init must be 'teacher' or 'zero', got {init!r}")
+    return consistency_distill_many(rf, A, X, probs, iterations, batch, lr_scale, mu, seed, snapshot_at, (init,))[0]
+
+
+def consistency_distill_many(rf: RandomFeatures, A: np.ndarray, X: np.ndarray, probs: list[LevelProblem],
+                             iterations: int, batch: int = 256, lr_scale: float = 0.5, mu: float = 0.0, seed: int = 0,
+                             snapshot_at: tuple[int, ...] = (), inits: tuple[str, ...] = ("teacher",)
+                             ) -> list[CDResult]:
+    """``consistency_distill`` for several students (one per ``init``) in lockstep, each exactly as if run alone.
+
+    The minibatches, the teacher's Heun step and every feature matrix depend on the seed only, not on
+    the student, so they are computed once per level and iteration and shared: three tanh feature
+    evaluations per level instead of four per student (tanh is nearly all of the cost).
+    """
+    for init in inits:
+        if init not in ("teacher", "zero"):
+            raise MembenchError(f"rfnn cd: init must be 'teacher' or 'zero', got {init!r}")
     if iterations < 0 or batch <= 0 or not 0 <= mu < 1:
         raise MembenchError("rfnn cd: iterations >= 0, batch > 0 and 0 <= mu < 1 are required")
     rng = np.random.default_rng([seed, 7])
     L = len(rf.sigmas)
-    B = A.copy() if init == "teacher" else np.zeros_like(A)
-    B[0] = 0.0  # boundary condition f_0 = identity at sigma_min
-    target = B.copy()
-    res = CDResult(B=B)
+    Bs = [A.copy() if init == "teacher" else np.zeros_like(A) for init in inits]
+    for B in Bs:
+        B[0] = 0.0  # boundary condition f_0 = identity at sigma_min
+    targets = [B.copy() for B in Bs]
+    results = [CDResult(B=B) for B in Bs]
     if 0 in snapshot_at:
-        res.snapshots[0] = B.copy()
+        for res, B in zip(results, Bs):
+            res.snapshots[0] = B.copy()
     n = len(X)
     for it in range(1, iterations + 1):
-        total = 0.0
+        totals = [0.0] * len(Bs)
         for k in range(1, L):
             x0 = X[rng.integers(0, n, size=batch)]
             xk = x0 + rf.sigmas[k] * rng.standard_normal(x0.shape)
-            y = consistency_fn(rf, target, teacher_step(rf, A, xk, k), k - 1)
-            F = rf.phi(xk, k)
+            F = rf.phi(xk, k)  # the teacher's first Heun evaluation and every student's gradient
+            xt = teacher_step(rf, A, xk, k, F)
+            Ft = rf.phi(xt, k - 1) if k > 1 else None  # every target's features (f_0 is the identity)
             s2 = rf.sigmas[k] ** 2
-            resid = xk + s2 * (B[k] @ F).T - y
-            total += float(np.mean(np.sum(resid**2, axis=1)))
-            grad = 2.0 / batch * s2 * resid.T @ F.T
-            B[k] -= lr_scale / (2 * s2 * s2 * probs[k].lam[0]) * grad
-        target = B.copy() if mu == 0 else mu * target + (1 - mu) * B
-        res.losses.append(total / (L - 1))
-        if not np.isfinite(total):
-            raise MembenchError(f"rfnn cd: loss diverged at iteration {it}; lower lr_scale")
-        if it in snapshot_at:
-            res.snapshots[it] = B.copy()
-    res.B = B
-    return res
+            step = lr_scale / (2 * s2 * s2 * probs[k].lam[0])
+            for j, (B, target) in enumerate(zip(Bs, targets)):
+                y = xt if k == 1 else rf.apply(target, xt, k - 1, Ft)
+                resid = xk + s2 * (B[k] @ F).T - y
+                totals[j] += float(np.mean(np.sum(resid**2, axis=1)))
+                grad = 2.0 / batch * s2 * resid.T @ F.T
+                B[k] -= step * grad
+        for j, (B, res) in enumerate(zip(Bs, results)):
+            targets[j] = B.copy() if mu == 0 else mu * targets[j] + (1 - mu) * B
+            res.losses.append(totals[j] / (L - 1))
+            if not np.isfinite(totals[j]):
+                raise MembenchError(f"rfnn cd: loss diverged at iteration {it}; lower lr_scale")
+            if it in snapshot_at:
+                res.snapshots[it] = B.copy()
+    for res, B in zip(results, Bs):
+        res.B = B
+    return results
 
 
-def population_loss(rf: RandomFeatures, A: np.ndarray, k: int, X: np.ndarray, draws: int, seed: int) -> float:
-    """The DSM loss of level k on fresh points X (the population loss when X is unseen data)."""
+@dataclass
+class PopulationProbe:
+    """Fixed noisy points of the population DSM loss at one level, with their features computed once.
+
+    The points depend on the seed and level only, so a time curve evaluates many weights on one probe.
+    """
+
+    sigma: float
+    Z: np.ndarray  # (N, d) noises
+    F: np.ndarray  # (p, N) features of the noisy points
+
+    def loss(self, A_k: np.ndarray) -> float:
+        pred = (A_k @ self.F).T
+        return float(np.mean(np.sum((self.sigma * pred + self.Z) ** 2, axis=1)))
+
+
+def population_probe(rf: RandomFeatures, k: int, X: np.ndarray, draws: int, seed: int) -> PopulationProbe:
     rng = np.random.default_rng([seed, 11, k])
     s = rf.sigmas[k]
     Z = rng.standard_normal((len(X) * draws, X.shape[1]))
     Xs = np.repeat(X, draws, axis=0) + s * Z
-    pred = (A[k] @ rf.phi(Xs, k)).T
-    return float(np.mean(np.sum((s * pred + Z) ** 2, axis=1)))
+    return PopulationProbe(s, Z, rf.phi(Xs, k))
+
+
+def population_loss(rf: RandomFeatures, A: np.ndarray, k: int, X: np.ndarray, draws: int, seed: int) -> float:
+    """The DSM loss of level k on fresh points X (the population loss when X is unseen data)."""
+    return population_probe(rf, k, X, draws, seed).loss(A[k])
 
 
 def memorization(samples: np.ndarray, X: np.ndarray, threshold: float = 1 / 3) -> dict[str, Any]:

@@ -117,13 +117,13 @@ class RFNNStudy(Study):
 
         # Training-time curve of the teacher (all levels trained for the same number of steps).
         rows = []
+        probe = rfnn.population_probe(rf, k_star, data.test, 8, self.seed)
         for tau in self._time_grid():
             A = self._teacher(probs, tau)
             x = rfnn.heun_teacher(rf, A, z)
             mem = rfnn.memorization(x, data.train, self.threshold)
             rows.append({"gd_steps": tau, "fd_population": rfnn.frechet_distance(x, data.test),
-                         "train_loss": probs[k_star].loss(A[k_star]),
-                         "population_loss": rfnn.population_loss(rf, A, k_star, data.test, 8, self.seed),
+                         "train_loss": probs[k_star].loss(A[k_star]), "population_loss": probe.loss(A[k_star]),
                          **rfnn.weight_split(A[k_star], probs[k_star], splits[k_star]),
                          **{k: v for k, v in mem.items() if k not in ("nearest", "flags")}})
         teacher_time = pd.DataFrame(rows)
@@ -133,8 +133,11 @@ class RFNNStudy(Study):
         t_x = rfnn.heun_teacher(rf, A, z)
         t_mem = rfnn.memorization(t_x, data.train, self.threshold)
         snaps = tuple(sorted({int(s) for s in self.cd_snapshots} | {self.cd_iterations}))
-        cd = rfnn.consistency_distill(rf, A, data.train, probs, self.cd_iterations, self.cd_batch, self.cd_lr,
-                                      self.cd_mu, self.seed, snapshot_at=snaps)
+        # both students in one pass: they share every minibatch and teacher step (same seed)
+        inits = ("teacher", "zero") if self.independent_student else ("teacher",)
+        students = rfnn.consistency_distill_many(rf, A, data.train, probs, self.cd_iterations, self.cd_batch,
+                                                 self.cd_lr, self.cd_mu, self.seed, snaps, inits)
+        cd = students[0]
         rows = [{"model": "teacher", "cd_iterations": np.nan, "steps": 2 * (self.levels - 1) + 1, "sampler": "heun",
                  **{k: v for k, v in t_mem.items() if k not in ("nearest", "flags")},
                  "fd_population": rfnn.frechet_distance(t_x, data.test), "cd_loss": np.nan,
@@ -153,12 +156,7 @@ class RFNNStudy(Study):
                          "median_dist_to_teacher_sample": float(np.median(np.linalg.norm(c_x - t_x, axis=1))),
                          "update_energy_frac_small": np.nan,
                          **rfnn.weight_split(A[k_star], probs[k_star], splits[k_star])})
-        runs = [("student", cd)]
-        if self.independent_student:
-            runs.append(("student-independent",
-                         rfnn.consistency_distill(rf, A, data.train, probs, self.cd_iterations, self.cd_batch,
-                                                  self.cd_lr, self.cd_mu, self.seed, snapshot_at=snaps, init="zero")))
-        for model, run in runs:
+        for model, run in zip(("student", "student-independent"), students):
             for it, B in sorted(run.snapshots.items()):
                 upd = rfnn.weight_split(B[k_star] - A[k_star], probs[k_star], splits[k_star])["energy_frac_small"]
                 loss = float(np.mean(run.losses[max(0, it - 10):it])) if it else np.nan
@@ -206,9 +204,10 @@ class RFNNStudy(Study):
             data, rf, probs = self._setup(int(n))
             k_star = int(np.argmin(np.abs(rf.sigmas - self.analyze_sigma)))
             pop, mem = [], []
+            probe = rfnn.population_probe(rf, k_star, data.test, 8, self.seed)
             for tau in grid:
                 A = self._teacher(probs, tau)
-                pop.append(rfnn.population_loss(rf, A, k_star, data.test, 8, self.seed))
+                pop.append(probe.loss(A[k_star]))
                 mem.append(rfnn.memorization(rfnn.heun_teacher(rf, A, z), data.train, self.threshold)["memorized"])
             onset = next((t for t, m in zip(grid, mem) if m >= 0.5), np.nan)
             # onset relative to where memorization ends (the theory's tau_mem ~ n): the first grid

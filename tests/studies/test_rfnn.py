@@ -75,6 +75,61 @@ def test_student_before_distillation_is_the_one_step_euler_teacher():
     assert np.mean(cd.losses[-10:]) < np.mean(cd.losses[:10])
 
 
+def _distill_one(rf, A, X, probs, iterations, batch, lr_scale, mu, seed, snapshot_at, init):
+    """The CD loop written plainly for one student (no shared features): the reference for the lockstep one."""
+    rng = np.random.default_rng([seed, 7])
+    B = A.copy() if init == "teacher" else np.zeros_like(A)
+    B[0] = 0.0
+    target, losses, snaps = B.copy(), [], {0: B.copy()} if 0 in snapshot_at else {}
+    for it in range(1, iterations + 1):
+        total = 0.0
+        for k in range(1, len(rf.sigmas)):
+            x0 = X[rng.integers(0, len(X), size=batch)]
+            xk = x0 + rf.sigmas[k] * rng.standard_normal(x0.shape)
+            y = rfnn.consistency_fn(rf, target, rfnn.teacher_step(rf, A, xk, k), k - 1)
+            F = rf.phi(xk, k)
+            s2 = rf.sigmas[k] ** 2
+            resid = xk + s2 * (B[k] @ F).T - y
+            total += float(np.mean(np.sum(resid**2, axis=1)))
+            B[k] -= lr_scale / (2 * s2 * s2 * probs[k].lam[0]) * (2.0 / batch * s2 * resid.T @ F.T)
+        target = B.copy() if mu == 0 else mu * target + (1 - mu) * B
+        losses.append(total / (len(rf.sigmas) - 1))
+        if it in snapshot_at:
+            snaps[it] = B.copy()
+    return B, losses, snaps
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.5])
+def test_students_in_lockstep_equal_separate_runs(mu):
+    X, rf, probs = _small()
+    A = np.stack([rfnn.gd_weights(pr, 1e4) for pr in probs])
+    kw = dict(iterations=12, batch=32, lr_scale=0.5, mu=mu, seed=3, snapshot_at=(0, 5, 12))
+    inits = ("teacher", "zero")
+    for init, got in zip(inits, rfnn.consistency_distill_many(rf, A, X, probs, inits=inits, **kw)):
+        B, losses, snaps = _distill_one(rf, A, X, probs, init=init, **kw)
+        np.testing.assert_array_equal(got.B, B)  # bit for bit: the sharing changes no arithmetic
+        assert got.losses == losses
+        assert sorted(got.snapshots) == sorted(snaps)
+        for it, S in snaps.items():
+            np.testing.assert_array_equal(got.snapshots[it], S)
+    one = rfnn.consistency_distill(rf, A, X, probs, init="zero", **kw)
+    np.testing.assert_array_equal(one.B, _distill_one(rf, A, X, probs, init="zero", **kw)[0])
+
+
+def test_population_probe_equals_the_explicit_loss():
+    X, rf, probs = _small()
+    k, draws, seed = 2, 5, 4
+    rng = np.random.default_rng([seed, 11, k])
+    Z = rng.standard_normal((len(X) * draws, X.shape[1]))
+    F = rf.phi(np.repeat(X, draws, axis=0) + rf.sigmas[k] * Z, k)
+    probe = rfnn.population_probe(rf, k, X, draws, seed)
+    for t in (1, 100, 1e6):
+        A = np.stack([rfnn.gd_weights(pr, t) for pr in probs])
+        want = float(np.mean(np.sum((rf.sigmas[k] * (A[k] @ F).T + Z) ** 2, axis=1)))
+        assert probe.loss(A[k]) == want
+        assert rfnn.population_loss(rf, A, k, X, draws, seed) == want
+
+
 def test_memorization_and_frechet_distance_known_answers():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((20, 6)) * 3
