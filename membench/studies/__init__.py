@@ -21,6 +21,8 @@ STUDIES = Registry("studies", noun="study", required={
                           "teacher and CD-student memorization/quality at checkpoints along the teacher's training"),
     "seeds": Lazy("membench.studies.seeds:SeedsStudy",
                   "CD students over teacher x distillation seeds (raw, EMA, bias-corrected EMA) with nulls and controls"),
+    "known-answer": Lazy("membench.studies.known_answer:KnownAnswerStudy",
+                         "CD students of the empirical optimal denoiser (copies) and of its Gaussian fit (control)"),
     "sweep": Lazy("membench.studies.sweep:SweepStudy",
                   "teacher and CD-student memorization/quality vs training-set size (same budget per size)",
                   tags=("command",)),

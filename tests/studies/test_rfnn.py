@@ -173,5 +173,5 @@ def test_study_bad_input_is_one_line(capsys):
 def test_list_studies(capsys):
     assert main(["list", "studies"]) == 0
     out = capsys.readouterr().out
-    for name in ("rfnn", "distill-length", "training-time", "sweep"):
+    for name in ("rfnn", "distill-length", "training-time", "sweep", "seeds", "known-answer"):
         assert name in out

@@ -1,14 +1,14 @@
 """Known answers of the closed-form teachers: the empirical optimal denoiser's samples are exactly
-training images, the Gaussian fit's are not; cd distils a weightless teacher into a given network.
-
-(That the cd student of the optimal denoiser copies is not tested here: no configuration was found
-that learns it from scratch within the test budget; see docs/FINDINGS.md.)"""
+training images, the Gaussian fit's are not; cd distils a weightless teacher into a given network,
+and the one-step student of the copying teacher copies while that of the Gaussian teacher does not."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from membench.cli import main
 from membench.data import Dataset
 from membench.data.digits import load
 from membench.detectors.base import DetectorContext, make_detector
@@ -16,6 +16,7 @@ from membench.models.edm import EDMConfig, EDMDenoiser, build_unet, default_unet
 from membench.models.optimal import EmpiricalOptimalDenoiser, GaussianDenoiser
 from membench.models.samplers.karras import HeunSampler
 from membench.models.samples import generate
+from membench.studies.base import StudyContext, make_study
 from membench.studies.pipeline import unet_preset
 from membench.training.distillers.base import DistillContext, make_distiller
 
@@ -52,3 +53,32 @@ def test_cd_starts_the_student_from_student_init(data: Dataset) -> None:
     assert all(torch.equal(a, b) for a, b in zip(seen[0], init.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(seen[2], init.parameters()))
     assert set(result.variants) == {"raw", "ema-corrected"}
+
+
+
+@pytest.mark.slow
+def test_cd_student_of_the_optimal_denoiser_copies(tmp_path) -> None:
+    """The known answer of distillation: a student distilled from a teacher whose every sample is a
+    training image copies; the same network, recipe and seed distilled from the Gaussian fit of the
+    same images (a teacher that copies nothing) does not. So a low flagged fraction of a real
+    student is not something the CD recipe produces whatever the teacher does."""
+    tables = make_study("known-answer", {"seeds": (0,), "n_samples": 200}).run(tmp_path, StudyContext())
+    t = tables["known_answer"].set_index(["teacher", "weights"]).l2ratio
+    assert t["optimal", "teacher"] == 1.0 and t["gaussian", "teacher"] < 0.5
+    paired = tables["paired"].set_index("weights")
+    assert set(paired.index) == {"ema", "raw", "ema-corrected"}
+    assert paired.loc["ema", "diff_ci_low"] > 0.2, paired
+    assert paired.loc["ema", "gaussian_student"] < 0.15
+    assert {"known_answer.csv", "paired.csv", "record.json"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_known_answer_study_from_the_cli(tmp_path) -> None:
+    """The command's tables: both teachers and every weight of each seed's student, pairs per seed."""
+    out = tmp_path / "ka"
+    assert main(["study", "known-answer", "--quick", "--quiet", "--set", "seeds=0,1", "--out", str(out)]) == 0
+    t = pd.read_csv(out / "known_answer.csv")
+    assert len(t) == 2 * (1 + 2 * 3) and set(t.teacher) == {"optimal", "gaussian"}
+    assert (t[t.model == "teacher"].set_index("teacher").l2ratio["optimal"]) == 1.0
+    assert len(pd.read_csv(out / "paired.csv")) == 2 * 3
+    assert main(["study", "known-answer", "--set", "seeds=-1", "--out", str(tmp_path / "bad")]) == 1
+    assert not (tmp_path / "bad").exists()
