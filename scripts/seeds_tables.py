@@ -56,8 +56,10 @@ def means(folder: Path, iterations: float) -> str:
     s = pd.read_csv(folder / "summary.csv")
     s = s[(s.kind == "student") & (s.iterations == iterations)]
     out = ["| CD student weights @ iterations | runs | `l2ratio` mean [95% t over runs] | `carlini` | FID "
-           "| agreement with own teacher | median L2 to own teacher's sample | `l2ratio` per run |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "| agreement with own teacher | median L2 to own teacher's sample | `l2ratio` per run | paired `l2ratio` "
+           "diff vs own teacher, per run |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = pd.read_csv(folder / "seeds.csv")
+    rows = rows[(rows.kind == "student") & (rows.iterations == iterations) & (rows.detector == "l2ratio")]
     for variant in ("ema", "ema-corrected", "raw"):
         g = s[s.variant == variant].set_index(["detector", "metric"])
         if g.empty:
@@ -66,10 +68,13 @@ def means(folder: Path, iterations: float) -> str:
                                                f"[{format(g.loc[(det, metric), 'seeds_ci_low'], fmt)}, "
                                                f"{format(g.loc[(det, metric), 'seeds_ci_high'], fmt)}]")
         first = g.loc[("l2ratio", "memorized")]
+        by_run = rows[rows.variant == variant].set_index(rows[rows.variant == variant].model.str.replace(
+            r"^\w+-t(\d+)-d(\d+)$", r"t\1d\2", regex=True)).diff_vs_teacher_vs_own
+        diffs = " ".join(f"{by_run[run]:+.3f}" for run in str(first.runs).split())
         out.append(f"| {WEIGHTS[variant]} @ {int(iterations):,} | {int(first.n_runs)} ({first.runs}) "
                    f"| {cell('l2ratio', 'memorized')} | {cell('carlini', 'memorized')} "
                    f"| {cell('l2ratio', 'fid_heldout', '.2f')} | {cell('l2ratio', 'nearest_agreement_vs_own')} "
-                   f"| {cell('l2ratio', 'median_l2_to_teacher_sample_vs_own', '.2f')} | {' '.join(f'{float(v):.3f}' for v in str(first['values']).split())} |")
+                   f"| {cell('l2ratio', 'median_l2_to_teacher_sample_vs_own', '.2f')} | {' '.join(f'{float(v):.3f}' for v in str(first['values']).split())} | {diffs} |")
     return "\n".join(out)
 
 

@@ -63,3 +63,23 @@ def test_loss_plateau_rule() -> None:
     assert loss_plateau(flat) is True
     assert loss_plateau(falling) is False
     assert loss_plateau([1.0, 0.9, 0.8]) is None  # fewer than 2 + 2 blocks: no verdict
+
+
+def test_seeds_tables_script_prints_the_committed_numbers(capsys) -> None:
+    """scripts/seeds_tables.py (the FINDINGS tables) formats cells of the committed CSVs, nothing else."""
+    import importlib.util
+
+    repo = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("seeds_tables", repo / "scripts" / "seeds_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main([str(repo / "benchmarks" / "seeds"), str(repo / "benchmarks" / "seeds-pd")])
+    out = capsys.readouterr().out
+    summary = pd.read_csv(repo / "benchmarks" / "seeds" / "summary.csv")
+    final = summary[summary.kind == "student"].iterations.max()
+    raw = summary[(summary.kind == "student") & (summary.variant == "raw") & (summary.iterations == final)
+                  & (summary.detector == "l2ratio") & (summary.metric == "memorized")].iloc[0]
+    assert f"| raw @ {int(final):,} | {int(raw.n_runs)} ({raw.runs}) | {raw['mean']:.3f} " in out
+    rows = pd.read_csv(repo / "benchmarks" / "seeds-pd" / "seeds.csv")
+    pd_raw = rows[(rows.variant == "raw") & (rows.detector == "l2ratio")].iloc[0]
+    assert f"| `{pd_raw.model}`, raw @ {int(pd_raw.iterations):,} | {pd_raw.memorized:.3f} [" in out
