@@ -1,16 +1,20 @@
 """Print the seeds study's tables as the markdown of docs/FINDINGS.md ("Seeds, nulls and ...").
 
-    python scripts/seeds_tables.py benchmarks/seeds benchmarks/seeds-pd benchmarks/seeds-ct
+    python scripts/seeds_tables.py benchmarks/seeds benchmarks/seeds-cd3000 benchmarks/seeds-pd ...
 
-Reads each folder's ``seeds.csv`` (one row per image set and detector) and the first folder's
-``summary.csv`` (means over the CD runs, 95% t intervals over runs; plateau checks per run).
-Formatting only: every number is a cell of those files, which ``membench study seeds`` writes.
+Reads each folder's ``seeds.csv`` (one row per image set and detector) and ``summary.csv``
+(means over the CD runs, 95% t intervals over runs; plateau checks per run), which
+``membench study seeds`` writes; and, for a folder holding a longer run of a run in the first
+folder (same seeds and recipe), the paired change of its `l2ratio` flags from the first
+folder's final length (Newcombe interval over the 1,000 noises, from the records' per-sample
+arrays).
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 WEIGHTS = {"": "", "ema": "saved EMA", "ema-corrected": "corrected EMA", "raw": "raw"}
@@ -91,10 +95,43 @@ def plateaus(folder: Path) -> str:
     return "\n".join(out)
 
 
+def _l2ratio_flags(folder: Path, model: str, variant: str, iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    run = folder / "records" / "detection"
+    (path,) = run.glob(f"seeds_{model}_{variant}_{iterations}_*variant={variant}_iterations={iterations}/l2ratio-*.npz")
+    with np.load(path) as z:
+        return z["flags"].astype(bool), z["noise_index"]
+
+
+def continued(base: Path, longer: Path) -> str:
+    """The longer run's students against the same run at the base folder's final length, paired by noise."""
+    from membench.analysis.effect import paired_difference_interval
+
+    short = pd.read_csv(base / "seeds.csv")
+    end = int(short.iterations.max())
+    rows = pd.read_csv(longer / "seeds.csv")
+    rows = rows[(rows.kind == "student") & (rows.detector == "l2ratio")]
+    out = [f"| weights | iterations | `l2ratio` | change from {end:,} [95% paired] |", "| --- | --- | --- | --- |"]
+    for _, r in rows.sort_values(["variant", "iterations"]).iterrows():
+        if not (short.model == r.model).any():
+            continue
+        a, ia = _l2ratio_flags(base, r.model, r.variant, end)
+        b, ib = _l2ratio_flags(longer, r.model, r.variant, int(r.iterations))
+        if not np.array_equal(ia, ib):
+            raise SystemExit(f"{r.model}: the two runs' noises differ; not paired")
+        d, lo, hi = paired_difference_interval(int((a & b).sum()), int((b & ~a).sum()), int((a & ~b).sum()),
+                                               int((~a & ~b).sum()))
+        out.append(f"| `{r.model}`, {WEIGHTS[r.variant]} | {int(r.iterations):,} | {b.mean():.3f} "
+                   f"| {d:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
+    return "\n".join(out) if len(out) > 2 else ""
+
+
 def main(argv: list[str]) -> None:
     folders = [Path(a) for a in argv] or [Path("benchmarks/seeds")]
     final = float(pd.read_csv(folders[0] / "seeds.csv").iterations.max())
-    print(image_sets(folders, final), "", means(folders[0], final), "", *(plateaus(f) for f in folders), sep="\n\n")
+    longer = [f for f in folders[1:] if pd.read_csv(f / "seeds.csv").iterations.max() > final
+              and set(pd.read_csv(f / "seeds.csv").model) & set(pd.read_csv(folders[0] / "seeds.csv").model)]
+    print(image_sets(folders, final), "", means(folders[0], final), "", *(plateaus(f) for f in folders),
+          *(continued(folders[0], f) for f in longer), sep="\n\n")
 
 
 if __name__ == "__main__":
