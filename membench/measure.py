@@ -51,6 +51,7 @@ class ImageSet:
     labels: "np.ndarray | None" = None  # ground truth (validation tasks): True = memorized
     class_labels: "np.ndarray | None" = None  # class-conditional samples: each one's class (set on load)
     names: "np.ndarray | None" = None  # each image's name (sample files: the file name), kept per sample
+    image_shape: tuple[int, ...] | None = None  # (C, H, W) when known before loading (images in memory)
     _loaded: tuple[Any, Any] | None = field(default=None, repr=False)
 
     @classmethod
@@ -67,7 +68,8 @@ class ImageSet:
         if not np.array_equal(idx, np.arange(len(images))):
             key = f"{key}-{array_digest(idx)[:12]}"  # the same images under another pairing are another set
         samples = {"key": key, "n": int(len(images)), "seed": int(seed), "source": source}
-        return cls(subject, samples, train, lambda: (images, idx), model=model, labels=labels, names=names)
+        return cls(subject, samples, train, lambda: (images, idx), model=model, labels=labels, names=names,
+                   image_shape=tuple(int(x) for x in images.shape[1:]))
 
     def images(self) -> tuple["np.ndarray", "np.ndarray"]:
         if self._loaded is None:
@@ -262,6 +264,16 @@ class Measurement:
         return [r for r in self.records if not r.ok]
 
 
+def _known_input_problem(iset: ImageSet, what: Any) -> str | None:
+    """Why a detector cannot take this image set, when that is known without loading it."""
+    if isinstance(what, str) or iset.image_shape is None or not hasattr(what, "input_problem"):
+        return None
+    try:
+        return what.input_problem(iset.image_shape, iset.train)
+    except UnavailableError as exc:  # e.g. an embedder without its weights, asked for a feature size
+        return str(exc)
+
+
 def measure(image_sets: Sequence[ImageSet], detectors: Sequence["Detector"], ctx: "DetectorContext",
             quality: "QualitySpec | str | None" = None, results_dir: str | Path | None = None, force: bool = False,
             keep_unavailable: bool = False) -> Measurement:
@@ -290,6 +302,19 @@ def measure(image_sets: Sequence[ImageSet], detectors: Sequence["Detector"], ctx
                 warnings.warn(f"quality of {iset.subject['name']}: unavailable: {exc}", stacklevel=2)
                 unavailable.append(unavailable_quality(iset, quality.extractor, str(exc)))
 
+    # Inputs a detector cannot take are refused before any lock or record is written (a named
+    # detector: the one-line error; with keep_unavailable: the row is unavailable, nothing claimed).
+    done: dict[int, Record] = {}
+    for j, (iset, what, planned) in enumerate(jobs):
+        problem = _known_input_problem(iset, what)
+        if problem is None:
+            continue
+        if not keep_unavailable:
+            raise UnavailableError(problem)
+        rec = _stamp(planned)
+        rec.status, rec.reason = "unavailable", problem
+        done[j] = rec
+
     def compute(iset: ImageSet, what: Any) -> Record:
         from membench.core.progress import task
 
@@ -301,16 +326,17 @@ def measure(image_sets: Sequence[ImageSet], detectors: Sequence["Detector"], ctx
         with task(f"{detector_test(what)['name']} on {iset.subject['name']}", enabled=ctx.progress):
             return run_detector(iset, what, ctx, keep_unavailable)
 
-    done: dict[int, Record] = {}
     cached: list[int] = []
     if results_dir is None:
         for j, (iset, what, _) in enumerate(jobs):
-            done[j] = compute(iset, what)
+            if j not in done:
+                done[j] = compute(iset, what)
     else:
         index = {id(planned): j for j, (_, _, planned) in enumerate(jobs)}
         stored = (lambda job: not force and is_stored(results_dir, job[2]))
         current: ImageSet | None = None
-        for iset, what, planned in claim_each(jobs, lambda job: lock_path(results_dir, record_path(results_dir, job[2])),
+        todo = [job for j, job in enumerate(jobs) if j not in done]
+        for iset, what, planned in claim_each(todo, lambda job: lock_path(results_dir, record_path(results_dir, job[2])),
                                               stored):
             if current is not None and current is not iset:
                 current.release()  # one image set in memory at a time

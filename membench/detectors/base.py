@@ -81,6 +81,9 @@ class Detector:
     # "set": a test of the sample set against training vs held-out images; "model": a test of the
     # model itself (membership inference), which does not use the samples.
     level: ClassVar[str] = "image"
+    # True for detectors that compare samples with the training images pixel by pixel (they call
+    # check_compatible): measure() then refuses a sample set of another shape before it claims any record.
+    needs_training_shape: ClassVar[bool] = False
     fpr_target: float | None = None  # set by make_detector from ``fpr=`` (not a dataclass field)
 
     def config(self) -> dict[str, Any]:
@@ -92,8 +95,24 @@ class Detector:
     def check(self) -> None:
         """Validate the configuration; raise MembenchError with one line if it is bad."""
 
+    def input_problem(self, shape: tuple[int, ...], train: Dataset) -> str | None:
+        """Why samples of (C, H, W) ``shape`` cannot be measured against ``train`` (one line), or None.
+
+        measure() asks before it claims any record, so bad input writes nothing; ``detect`` must
+        still refuse what this refuses (pixel detectors do, through check_compatible)."""
+        return shape_problem(shape, train) if self.needs_training_shape else None
+
     def detect(self, samples: np.ndarray, train: Dataset, ctx: DetectorContext) -> DetectorOutput:
         raise NotImplementedError
+
+
+def shape_problem(shape: tuple[int, ...], train: Dataset, what: str = "samples") -> str | None:
+    """Why images of (C, H, W) ``shape`` cannot be compared pixel by pixel with ``train`` (one line), or None."""
+    if tuple(shape) == tuple(train.shape):
+        return None
+    return (f"{what} have shape {tuple(shape)} but the training images {train.spec} have {train.shape}; "
+            "this detector needs one shape for both (pixel detectors compare pixels; embedding detectors such as "
+            "sscd or clip resize and convert)")
 
 
 def check_compatible(samples: np.ndarray, train: Dataset, what: str = "samples") -> None:
@@ -101,12 +120,10 @@ def check_compatible(samples: np.ndarray, train: Dataset, what: str = "samples")
 
     if samples.ndim != 4:
         raise MembenchError(f"{what}: expected (N, C, H, W) images, got shape {samples.shape}")
-    if tuple(samples.shape[1:]) != train.shape:
+    problem = shape_problem(tuple(samples.shape[1:]), train, what)
+    if problem is not None:
         # "cannot run on this pair": a named detector fails in one line, `--detector all` shows the row unavailable
-        raise UnavailableError(
-            f"{what} have shape {tuple(samples.shape[1:])} but the training images {train.spec} have {train.shape}; "
-            "this detector needs one shape for both (pixel detectors compare pixels; embedding detectors such as "
-            "sscd or clip resize and convert)")
+        raise UnavailableError(problem)
     check_images(samples, what, value_range=False)
     if len(train) == 0:
         raise MembenchError(f"training set {train.spec} is empty")

@@ -30,6 +30,7 @@ class CalibratedL2(SearchOption, Detector):
 
     score_name = "calibrated_l2"
     higher_is_memorized = False
+    needs_training_shape = True
 
     def check(self) -> None:
         if not isinstance(self.n, int) or isinstance(self.n, bool) or self.n < 2:

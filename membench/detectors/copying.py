@@ -67,6 +67,7 @@ class NearestHeldout(Detector):
 
     score_name = "d_train_over_d_heldout"
     higher_is_memorized = False
+    needs_training_shape = True
     calibrate_on_heldout = False  # its null is built in (the held-out images not used as reference)
     level = "set"
 
@@ -114,6 +115,7 @@ class DataCopying(Detector):
 
     score_name = "d_train"
     higher_is_memorized = False
+    needs_training_shape = True
     calibrate_on_heldout = False
     level = "set"
 
@@ -178,6 +180,7 @@ class MMDHeldout(Detector):
 
     score_name = "witness_train_minus_heldout"
     higher_is_memorized = True
+    needs_training_shape = True
     calibrate_on_heldout = False
     level = "set"
 

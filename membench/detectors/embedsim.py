@@ -52,20 +52,28 @@ class _SimilarityBase(SearchOption, Detector):
                                 f"got {self.threshold!r}")
         self.make_embedder()  # validates the embedder's options now, before any work
 
+    def input_problem(self, shape: tuple[int, ...], train: Dataset) -> str | None:
+        emb = self.make_embedder()
+        s_shape, t_shape = tuple(shape), tuple(train.shape)
+        for what, one in (("samples", s_shape), (f"training images {train.spec}", t_shape)):
+            why = emb.input_problem(one)
+            if why:
+                return f"{self.registry_name}: {what}: {emb.registry_name} {why}"
+        if s_shape != t_shape and emb.feature_dim(s_shape) != emb.feature_dim(t_shape):  # shape-bound (pixels)
+            return (f"{self.registry_name}: {emb.registry_name} features of {_fmt(s_shape)} samples and "
+                    f"{_fmt(t_shape)} training images differ in size; compare same-shaped images, or "
+                    "use an extractor that resizes (sscd, clip)")
+        return None
+
     def detect(self, samples: np.ndarray, train: Dataset, ctx: DetectorContext) -> DetectorOutput:
         from membench.features.cache import training_embeddings
 
         check_images_pair(samples, train)
         emb = self.make_embedder()
         s_shape, t_shape = tuple(samples.shape[1:]), tuple(train.shape)
-        for what, shape in (("samples", s_shape), (f"training images {train.spec}", t_shape)):
-            why = emb.input_problem(shape)
-            if why:  # e.g. digits-sim on RGB data: cannot run on it (a named detector fails, "all" shows the row)
-                raise UnavailableError(f"{self.registry_name}: {what}: {emb.registry_name} {why}")
-        if s_shape != t_shape and emb.feature_dim(s_shape) != emb.feature_dim(t_shape):  # shape-bound (pixels)
-            raise UnavailableError(f"{self.registry_name}: {emb.registry_name} features of {_fmt(s_shape)} samples and "
-                                   f"{_fmt(t_shape)} training images differ in size; compare same-shaped images, or "
-                                   "use an extractor that resizes (sscd, clip)")
+        why = self.input_problem(s_shape, train)
+        if why:  # e.g. digits-sim on RGB data: cannot run on it (a named detector fails, "all" shows the row)
+            raise UnavailableError(why)
         ref, cached = training_embeddings(emb, train, ctx.cache_dir, ctx.device)
         query = emb.embed(samples, ctx.device)
         if query.shape[1] != ref.shape[1]:

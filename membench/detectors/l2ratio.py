@@ -36,6 +36,7 @@ class L2Ratio(SearchOption, Detector):
 
     score_name = "l2_ratio"
     higher_is_memorized = False
+    needs_training_shape = True
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()

@@ -156,6 +156,7 @@ class Sharpness(Detector):
 
     score_name = "sharpness"
     higher_is_memorized = True
+    needs_training_shape = True
     calibrate_on_heldout = False  # its cut is already the held-out (1 - fpr) quantile (slow to score twice)
 
     def check(self) -> None:

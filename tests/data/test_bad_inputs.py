@@ -135,10 +135,8 @@ def _corrupt(case_id: str, path: Path) -> None:
 
 # every case through `detect`; the sample-file cases through `quality` too (its training set is read
 # by the same loader as detect's)
-# detect checks the sample shape against the training set only after it has claimed the record's lock
-# file (issue 13, deliverable 2, "validation before any write"): strict, so the fix is noticed. The check
-# cannot move before the lock as a plain shape test: embedding detectors take samples of another size.
-LEAKS = {("detect", "channel-mismatch"): "detect creates results/.locks/... before the detector's shape check"}
+# (A case that still writes something before its error would be listed here as a strict xfail.)
+LEAKS: dict[tuple[str, str], str] = {}
 PARAMS = [pytest.param(cmd, *case, id=f"{cmd}-{case[0]}",
                        marks=[pytest.mark.xfail(strict=True, reason=LEAKS[cmd, case[0]])] if (cmd, case[0]) in LEAKS else [])
           for case in CASES for cmd in (("detect", "quality") if case[1] == "samples" else ("detect",))]
@@ -195,3 +193,24 @@ def test_run_with_a_model_whose_training_set_is_bad(tmp_path, workspace, capsys)
     assert code != 0 and "Traceback" not in err + out
     assert err.strip().count("\n") == 0 and "nan.npy: 4 image(s) contain NaN" in err, err
     assert snapshot(workspace) == before
+
+
+def test_detectors_that_cannot_take_the_samples_claim_nothing(tmp_path, workspace):
+    """RGB samples against gray digits: every pixel and embedding detector is refused before any lock
+    or record is written; with `all` they are unavailable rows and only the detectors that ran
+    (the model-free set tests cannot run either: they compare pixels) leave files."""
+    import membench
+
+    rgb = np.random.default_rng(0).uniform(-1, 1, (8, 3, 8, 8)).astype(np.float32)
+    results = workspace / "results"
+    from membench.core.errors import UnavailableError
+
+    with pytest.raises(UnavailableError, match=r"samples have shape \(3, 8, 8\)"):
+        membench.detect(rgb, GOOD_TRAIN, "carlini", device="cpu", results_dir=results)
+    assert not results.exists()
+    board, records = membench.detect(rgb, GOOD_TRAIN, "all", device="cpu", results_dir=results)
+    pixel = {"l2ratio", "carlini", "copying", "nn-heldout", "mmd-heldout", "digits-sim"}
+    rows = board.set_index("detector")
+    assert pixel <= set(rows.index) and (rows.loc[sorted(pixel), "status"] == "unavailable").all()
+    locks = {p.name.split("-")[0] for p in (results / ".locks").rglob("*.lock")} if (results / ".locks").exists() else set()
+    assert not locks & {"l2ratio", "carlini", "copying", "digits"}, locks
