@@ -104,7 +104,7 @@ def _l2ratio_flags(folder: Path, model: str, variant: str, iterations: int) -> t
 
 def continued(base: Path, longer: Path) -> str:
     """The longer run's students against the same run at the base folder's final length, paired by noise."""
-    from membench.analysis.effect import paired_difference_interval
+    from membench.analysis.effect import paired_flags_difference
 
     short = pd.read_csv(base / "seeds.csv")
     end = int(short.iterations.max())
@@ -118,8 +118,7 @@ def continued(base: Path, longer: Path) -> str:
         b, ib = _l2ratio_flags(longer, r.model, r.variant, int(r.iterations))
         if not np.array_equal(ia, ib):
             raise SystemExit(f"{r.model}: the two runs' noises differ; not paired")
-        d, lo, hi = paired_difference_interval(int((a & b).sum()), int((b & ~a).sum()), int((a & ~b).sum()),
-                                               int((~a & ~b).sum()))
+        d, lo, hi = paired_flags_difference(b, a)  # longer minus base
         out.append(f"| `{r.model}`, {WEIGHTS[r.variant]} | {int(r.iterations):,} | {b.mean():.3f} "
                    f"| {d:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
     return "\n".join(out) if len(out) > 2 else ""
@@ -127,9 +126,11 @@ def continued(base: Path, longer: Path) -> str:
 
 def main(argv: list[str]) -> None:
     folders = [Path(a) for a in argv] or [Path("benchmarks/seeds")]
-    final = float(pd.read_csv(folders[0] / "seeds.csv").iterations.max())
-    longer = [f for f in folders[1:] if pd.read_csv(f / "seeds.csv").iterations.max() > final
-              and set(pd.read_csv(f / "seeds.csv").model) & set(pd.read_csv(folders[0] / "seeds.csv").model)]
+    rows = {f: pd.read_csv(f / "seeds.csv") for f in folders}
+    final = float(rows[folders[0]].iterations.max())
+    # a longer run of a run in the first folder (same model name): its change from the first folder's length
+    longer = [f for f in folders[1:] if rows[f].iterations.max() > final
+              and set(rows[f].model) & set(rows[folders[0]].model)]
     print(image_sets(folders, final), "", means(folders[0], final), "", *(plateaus(f) for f in folders),
           *(continued(folders[0], f) for f in longer), sep="\n\n")
 

@@ -75,6 +75,16 @@ def paired_difference_interval(n11: int, n10: int, n01: int, n00: int,
     return d, max(-1.0, lo), min(1.0, hi)
 
 
+def paired_flags_difference(first: np.ndarray, second: np.ndarray,
+                            confidence: float = 0.95) -> tuple[float, float, float]:
+    """``paired_difference_interval`` of two boolean flag arrays paired by position (first - second)."""
+    a, b = np.asarray(first, bool), np.asarray(second, bool)
+    if a.shape != b.shape:
+        raise ValueError(f"paired flags need one shape, got {a.shape} and {b.shape}")
+    return paired_difference_interval(int(np.sum(a & b)), int(np.sum(a & ~b)), int(np.sum(~a & b)),
+                                      int(np.sum(~a & ~b)), confidence)
+
+
 def mcnemar(n10: int, n01: int) -> tuple[float, float]:
     """McNemar's exact two-sided p-value and its mid-p version, from the discordant counts.
 

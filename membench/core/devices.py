@@ -8,9 +8,10 @@ torch device string here, before anything is written.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
-from typing import Callable
+from typing import Callable, Iterator
 
 from membench.core.errors import DeviceError
 
@@ -74,3 +75,17 @@ def resolve_device(device: str | None) -> str:
     if mps is None or not mps.is_available() or index not in (None, "0"):
         raise DeviceError(f"--device {device}: no Apple MPS device on this machine")
     return "mps"
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's CPU thread count set to ``n`` inside the block, restored after: small networks pay
+    more for a second thread's synchronization than they gain, and one thread is reproducible."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -232,10 +232,18 @@ def check_images(arr: np.ndarray, what: str, value_range: bool = True) -> None:
                             "store uint8 images to have them scaled")
 
 
+def shape_mismatch(shape: tuple[int, ...], train: Any, what: str = "samples") -> str | None:
+    """Why images of (C, H, W) ``shape`` do not have ``train``'s image shape (one line), or None."""
+    if tuple(shape) == tuple(train.shape):
+        return None
+    return f"{what} have shape {tuple(shape)} but the training images {train.spec} have {tuple(train.shape)}"
+
+
 def check_same_shape(images: np.ndarray, train: Any, what: str = "samples") -> None:
     """Images measured against a training set must have its image shape (C, H, W)."""
-    if tuple(images.shape[1:]) != tuple(train.shape):
-        raise MembenchError(f"{what} have shape {tuple(images.shape[1:])} but {train.spec} has {tuple(train.shape)}")
+    problem = shape_mismatch(tuple(images.shape[1:]), train, what)
+    if problem is not None:
+        raise MembenchError(problem)
 
 
 # ---------------------------------------------------------------- labels

@@ -108,11 +108,11 @@ class Detector:
 
 def shape_problem(shape: tuple[int, ...], train: Dataset, what: str = "samples") -> str | None:
     """Why images of (C, H, W) ``shape`` cannot be compared pixel by pixel with ``train`` (one line), or None."""
-    if tuple(shape) == tuple(train.shape):
-        return None
-    return (f"{what} have shape {tuple(shape)} but the training images {train.spec} have {train.shape}; "
-            "this detector needs one shape for both (pixel detectors compare pixels; embedding detectors such as "
-            "sscd or clip resize and convert)")
+    from membench.data.validate import shape_mismatch
+
+    problem = shape_mismatch(shape, train, what)
+    return None if problem is None else (f"{problem}; this detector needs one shape for both (pixel detectors "
+                                         "compare pixels; embedding detectors such as sscd or clip resize and convert)")
 
 
 def check_compatible(samples: np.ndarray, train: Dataset, what: str = "samples") -> None:

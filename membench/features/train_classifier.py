@@ -176,15 +176,11 @@ def build(out: str | Path | None = None, force: bool = False, epochs: int | None
         check_outside_package(target, "output folder", "--out")
     if target.exists() and not force:
         raise MembenchError(f"{target} already exists (use --force to replace it)")
-    import torch
+    from membench.core.devices import torch_threads
 
     cfg = ClassifierTrainConfig(**({"epochs": epochs} if epochs is not None else {}))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a small net: one thread is fastest on the shared CPU, and reproducible
-    try:
+    with torch_threads(1):  # a small net: one thread is fastest on the shared CPU, and reproducible
         model, record = train_classifier(cfg, progress=progress)
-    finally:
-        torch.set_num_threads(threads)
     command = "membench train-classifier --force" + (f" --epochs {epochs}" if epochs is not None else "")
     if out is not None:
         command += f" --out {out}"

@@ -16,31 +16,17 @@ a few hundred thousand parameters and the closed-form teachers compute in float6
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
+from membench.core.devices import torch_threads
 from membench.core.errors import MembenchError
 from membench.core.stats import wilson_interval
 from membench.studies.base import Study, StudyContext, write_record, write_table
-
-
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """torch on ``n`` threads inside the block: a 256-wide MLP only pays for a second thread's sync."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass
@@ -66,7 +52,7 @@ class KnownAnswerStudy(Study):
             raise MembenchError(f"known-answer: seeds must be non-negative integers, got {self.seeds}")
 
     def run(self, out: Path, ctx: StudyContext) -> dict[str, pd.DataFrame]:
-        from membench.analysis.effect import paired_difference_interval
+        from membench.analysis.effect import paired_flags_difference
         from membench.data import Dataset
         from membench.data.digits import load
         from membench.models.optimal import EmpiricalOptimalDenoiser, GaussianDenoiser
@@ -77,7 +63,7 @@ class KnownAnswerStudy(Study):
         data = Dataset(spec=f"digits:n={self.n_train}", images=digits.images, heldout=digits.heldout)
         teachers = {"optimal": EmpiricalOptimalDenoiser(data.images), "gaussian": GaussianDenoiser(data.images)}
         rows, flags = [], {}
-        with _threads(1):
+        with torch_threads(1):  # a 256-wide MLP only pays for a second thread's synchronization
             for name, teacher in teachers.items():
                 f = self._flags(self._sample(teacher, HeunSampler(steps=self.levels), data), data)
                 rows.append(self._row(name, "teacher", np.nan, f"heun:steps={self.levels}", f))
@@ -90,8 +76,7 @@ class KnownAnswerStudy(Study):
             if name != "optimal":
                 continue
             g = flags["gaussian", seed, weights]
-            d, lo, hi = paired_difference_interval(int(np.sum(f & g)), int(np.sum(f & ~g)), int(np.sum(~f & g)),
-                                                   int(np.sum(~f & ~g)))
+            d, lo, hi = paired_flags_difference(f, g)
             paired.append({"seed": seed, "weights": weights, "optimal_student": f.mean(), "gaussian_student": g.mean(),
                            "diff": d, "diff_ci_low": lo, "diff_ci_high": hi})
         tables = {"known_answer": pd.DataFrame(rows), "paired": pd.DataFrame(paired)}
